@@ -1,0 +1,126 @@
+"""Offline verifier for attest eligibility tokens (``typ: elig+jwt``).
+
+Imports only the standard library, PyJWT's package namespace and ``cryptography``::
+
+    from attest.verify import Verifier, RemoteJWKS, InvalidToken
+
+    verifier = Verifier(
+        issuer="https://attest.example",
+        audience="model:fable-5",
+        keys=RemoteJWKS("https://attest.example/.well-known/jwks.json"),
+    )
+    claims = verifier.verify(token)  # or: await verifier.verify_async(token)
+
+Every refusal is an :class:`InvalidToken` subclass whose ``code`` is one of these stable
+strings (``REASON_CODES``; codes are only ever added):
+
+``malformed``
+    Not ASCII, not three unpadded canonical base64url segments, header or payload not a
+    UTF-8 JSON object, duplicate JSON member names, or a non-string ``kid``.
+``too_large``
+    Longer than 8192 characters; refused before any decoding.
+``wrong_type``
+    ``typ`` header absent or not exactly ``elig+jwt``.
+``unsupported_algorithm``
+    ``alg`` not ES256/EdDSA (``none``, HS256, RS256, ...), or not the algorithm of the key
+    that ``kid`` names (the key decides, never the token: algorithm confusion lands here).
+``unknown_key``
+    No ``kid`` header, or no admitted key with that ``kid``.
+``bad_signature``
+    The signature does not verify (including a wrong-length signature).
+``expired`` / ``not_yet_valid`` / ``issued_in_future``
+    ``exp <= now - leeway`` / ``nbf > now + leeway`` / ``iat > now + leeway``.
+``wrong_issuer``
+    ``iss`` is a string other than the configured issuer (exact comparison).
+``wrong_audience``
+    ``aud`` is a string other than the configured audience.
+``missing_claim``
+    One of ``iss sub aud iat nbf exp jti eligibility`` is absent.
+``invalid_claim``
+    A claim of the wrong type or value: ``iat``/``nbf``/``exp`` not a JSON integer in
+    ``(0, 2**40)``, ``exp <= iat``, ``iss`` not a string, ``aud`` not a single string (an
+    array, even one holding our audience, is refused here), empty ``sub``/``jti``, a bad
+    ``eligibility`` object, a malformed ``cnf`` or ``status``.
+``lifetime_too_long``
+    ``exp - iat`` over 3600 seconds.
+``forbidden_header``
+    A ``crit``, ``jwk``, ``jku``, ``x5u``, ``x5c``, ``x5t`` or ``x5t#S256`` header.
+``policy_not_allowed`` / ``insufficient_assurance``
+    Optional checks (``policies=``, ``min_assurance=``) failed.
+``revoked``
+    Reserved for the status list check (not raised yet).
+``binding_required``
+    The token has ``cnf`` (holder binding). DPoP proofs are not supported yet, so
+    ``verify(token)`` refuses every bound token with this code.
+``key_source_unavailable``
+    No usable key set: file unreadable or invalid, never fetched, or the last good remote
+    set is stale beyond ``stale_for``.
+
+Checks run in this order: size, structure, header (``crit``/key headers, ``typ``, ``alg``,
+``kid``, key lookup, alg = key's alg), signature, payload JSON, claims.
+
+Key sources: :class:`StaticJWKS` (a JWKS dict; a plain dict passed as ``keys`` is wrapped in
+one), :class:`JWKSFile` (reloaded when the file changes) and :class:`RemoteJWKS` (HTTP with
+``Cache-Control``). They admit only EC P-256 (ES256) and Ed25519 (EdDSA) public signature
+keys with a ``kid``; every other key is refused, logged on the ``attest.verify`` logger and
+listed in the source's ``rejected`` as ``(kid, reason)``.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    REASON_CODES,
+    BadSignature,
+    BindingRequired,
+    ExpiredToken,
+    ForbiddenHeader,
+    InsufficientAssurance,
+    InvalidClaim,
+    InvalidToken,
+    IssuedInFuture,
+    KeySourceUnavailable,
+    LifetimeTooLong,
+    MalformedToken,
+    MissingClaim,
+    NotYetValid,
+    PolicyNotAllowed,
+    RevokedToken,
+    TokenTooLarge,
+    UnknownKey,
+    UnsupportedAlgorithm,
+    WrongAudience,
+    WrongIssuer,
+    WrongType,
+)
+from ._keys import JWKSFile, KeySource, RemoteJWKS, StaticJWKS
+from ._verifier import Verifier
+
+__all__ = [
+    "REASON_CODES",
+    "BadSignature",
+    "BindingRequired",
+    "ExpiredToken",
+    "ForbiddenHeader",
+    "InsufficientAssurance",
+    "InvalidClaim",
+    "InvalidToken",
+    "IssuedInFuture",
+    "JWKSFile",
+    "KeySource",
+    "KeySourceUnavailable",
+    "LifetimeTooLong",
+    "MalformedToken",
+    "MissingClaim",
+    "NotYetValid",
+    "PolicyNotAllowed",
+    "RemoteJWKS",
+    "RevokedToken",
+    "StaticJWKS",
+    "TokenTooLarge",
+    "UnknownKey",
+    "UnsupportedAlgorithm",
+    "Verifier",
+    "WrongAudience",
+    "WrongIssuer",
+    "WrongType",
+]

@@ -1,0 +1,365 @@
+"""The token verifier: structure, header, signature, then claims; each check cites its RFC."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, NamedTuple
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from . import _errors as e
+from ._keys import KeySource, NeedsFetchError, StaticJWKS, VerificationKey
+
+__all__ = ["ASSURANCE_LEVELS", "MAX_LIFETIME", "MAX_TOKEN_BYTES", "TOKEN_TYPE", "Verifier"]
+
+#: Tokens longer than this many characters are refused before any decoding.
+MAX_TOKEN_BYTES = 8192
+#: Hard cap on ``exp - iat`` in seconds (DESIGN.md "Eligibility token (v1)").
+MAX_LIFETIME = 3600
+#: The only accepted ``typ`` header value.
+TOKEN_TYPE = "elig+jwt"  # noqa: S105 - a media type, not a secret
+#: Assurance levels in increasing order (NIST SP 800-63A IAL1..IAL3).
+ASSURANCE_LEVELS = ("IAL1", "IAL2", "IAL3")
+_ALGORITHMS = frozenset({"ES256", "EdDSA"})
+# Header parameters that carry or point to a key or certificate (RFC 7515 4.1.3-4.1.8):
+# never used, and a token that carries one is refused (RFC 8725 3.10 spirit).
+_FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256")
+_REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "eligibility")
+_MAX_NUMERIC_DATE = 2**40
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+class _DuplicateMemberError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateMemberError("duplicate member name")
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+# RFC 8259 4 says names SHOULD be unique; RFC 7515 5.2 step 4 lets us reject duplicates.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
+def _b64decode(segment: str) -> bytes:
+    # RFC 7515 2 / RFC 7515 7.1: base64url without padding; the alphabet is already checked.
+    # Non-canonical encodings (stray trailing bits, length % 4 == 1) are refused so a
+    # token has exactly one spelling.
+    if len(segment) % 4 == 1:
+        raise e.MalformedToken("bad base64url segment length")
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
+        raise e.MalformedToken("non-canonical base64url")
+    return raw
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    # RFC 7515 5.2 steps 3-4 / RFC 7519 7.2 steps 4 and 10: UTF-8 JSON object.
+    try:
+        value = _DECODER.decode(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError/JSONDecodeError too
+        raise e.MalformedToken(f"{what} is not UTF-8 JSON without duplicates") from exc
+    if not isinstance(value, dict):
+        raise e.MalformedToken(f"{what} is not a JSON object")
+    return value
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> int:
+    # RFC 7519 2 NumericDate; our contract narrows it to a JSON integer (not bool/float).
+    value = claims[name]
+    if type(value) is not int or not 0 < value < _MAX_NUMERIC_DATE:
+        raise e.InvalidClaim(f"{name} must be a positive JSON integer")
+    return value
+
+
+def _nonempty_str(container: Mapping[str, Any], name: str, where: str = "") -> str:
+    value = container.get(name)
+    if not isinstance(value, str) or not value:
+        raise e.InvalidClaim(f"{where}{name} must be a non-empty string")
+    return value
+
+
+class _Entry(NamedTuple):
+    payload: str
+    key: VerificationKey
+    exp: int
+    nbf: int
+    iat: int
+
+
+class Verifier:
+    """Offline verifier of ``elig+jwt`` eligibility tokens (DESIGN.md "Verifier").
+
+    ``verify`` returns a fresh dict of validated claims or raises an
+    :class:`~attest.verify.InvalidToken` subclass; nothing else escapes for any token input.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        keys: KeySource | Mapping[str, Any],
+        leeway: float = 5,
+        cache_size: int = 10_000,
+        now: Callable[[], float] | None = None,
+        policies: Collection[str] | None = None,
+        min_assurance: str | None = None,
+    ) -> None:
+        if not isinstance(issuer, str) or not issuer:
+            raise ValueError("issuer must be a non-empty string")
+        if not isinstance(audience, str) or not audience:
+            raise ValueError("audience must be a non-empty string")
+        if isinstance(leeway, bool) or not 0 <= leeway <= 300:
+            raise ValueError("leeway must be between 0 and 300 seconds")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError("cache_size must be an integer >= 0")
+        if min_assurance is not None and min_assurance not in ASSURANCE_LEVELS:
+            raise ValueError(f"min_assurance must be one of {ASSURANCE_LEVELS}")
+        if isinstance(policies, str):
+            raise TypeError("policies must be a collection of names, not a string")
+        self.issuer = issuer
+        self.audience = audience
+        self.keys: KeySource = StaticJWKS(keys) if isinstance(keys, Mapping) else keys
+        self.leeway = leeway
+        self.cache_size = cache_size
+        self._now = now or time.time
+        self.policies = frozenset(policies) if policies is not None else None
+        self._min_rank = ASSURANCE_LEVELS.index(min_assurance) if min_assurance else 0
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # -- public API ----------------------------------------------------------------------
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Validate ``token`` and return its claims, or raise InvalidToken."""
+        return self._verify(token, self._now(), fetch=True)
+
+    async def verify_async(self, token: str) -> dict[str, Any]:
+        """Like :meth:`verify`; key-set network I/O runs in a worker thread."""
+        now = self._now()
+        try:
+            return self._verify(token, now, fetch=False)
+        except NeedsFetchError as pending:
+            await asyncio.to_thread(self.keys.fetch, str(pending.args[0]), now)
+        try:
+            return self._verify(token, now, fetch=False)
+        except NeedsFetchError as exc:  # the source still wants I/O: treat it as down
+            raise e.KeySourceUnavailable("key set could not be fetched") from exc
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _verify(self, token: str, now: float, *, fetch: bool) -> dict[str, Any]:
+        if self.cache_size:
+            hit = self._cache_get(token, now, fetch=fetch)
+            if hit is not None:
+                return hit
+        claims, payload, key = self._verify_uncached(token, now, fetch=fetch)
+        if self.cache_size:
+            self._cache_put(
+                token, _Entry(payload, key, claims["exp"], claims["nbf"], claims["iat"])
+            )
+        return claims
+
+    def _cache_get(self, token: str, now: float, *, fetch: bool) -> dict[str, Any] | None:
+        with self._cache_lock:
+            entry = self._cache.get(token)
+            if entry is None:
+                return None
+            self._cache.move_to_end(token)
+        leeway = self.leeway
+        # Re-check the time-dependent claims against ``now`` on every hit, so a cached token
+        # is never accepted after it would have failed (same bounds as _check_claims).
+        still_valid = entry.exp > now - leeway and entry.nbf <= now + leeway
+        still_valid = still_valid and entry.iat <= now + leeway
+        if still_valid:
+            # The key must still be in the key set (the same key, not just the same kid).
+            try:
+                current = self.keys.get(entry.key.kid, now, fetch=fetch)
+            except e.KeySourceUnavailable:
+                current = None
+            still_valid = current == entry.key
+        if not still_valid:
+            with self._cache_lock:
+                self._cache.pop(token, None)
+            return None  # the full path reports the precise reason
+        result: dict[str, Any] = _DECODER.decode(entry.payload)  # a fresh copy per call
+        return result
+
+    def _cache_put(self, token: str, entry: _Entry) -> None:
+        with self._cache_lock:
+            self._cache[token] = entry
+            self._cache.move_to_end(token)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def _verify_uncached(
+        self, token: str, now: float, *, fetch: bool
+    ) -> tuple[dict[str, Any], str, VerificationKey]:
+        # RFC 8725 3.x / DESIGN: cap the size before any decoding.
+        if not isinstance(token, str):
+            raise e.MalformedToken("token must be a str")
+        if len(token) > MAX_TOKEN_BYTES:
+            raise e.TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
+        # RFC 7515 7.1: compact serialization, three base64url segments, ASCII only.
+        match = _COMPACT.fullmatch(token) if token.isascii() else None
+        if match is None:
+            raise e.MalformedToken("not a compact JWS of three base64url segments")
+        header_b64, payload_b64, signature_b64 = match.groups()
+        header = _json_object(_b64decode(header_b64), "header")
+        key = self._check_header(header, now, fetch=fetch)
+
+        # RFC 7515 5.2 step 8: verify the signature over ASCII(header.payload) with the key.
+        signature = _b64decode(signature_b64)
+        signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+        self._check_signature(key, signature, signing_input)
+
+        payload_json = _b64decode(payload_b64)
+        claims = _json_object(payload_json, "payload")
+        self._check_claims(claims, now)
+        return claims, payload_json.decode("utf-8"), key
+
+    def _check_header(self, header: dict[str, Any], now: float, *, fetch: bool) -> VerificationKey:
+        # RFC 7515 4.1.11 / RFC 8725 3.10: we understand no extension; any crit is refused.
+        if "crit" in header:
+            raise e.ForbiddenHeader("crit header is not accepted")
+        # RFC 8725 3.10 / RFC 7515 4.1.2-4.1.8: header-supplied keys are never trusted.
+        for name in _FORBIDDEN_HEADERS:
+            if name in header:
+                raise e.ForbiddenHeader(f"{name} header is not accepted")
+        # RFC 8725 3.11 (explicit typing): typ must be exactly elig+jwt.
+        if header.get("typ") != TOKEN_TYPE:
+            raise e.WrongType(f"typ must be {TOKEN_TYPE!r}")
+        # RFC 8725 3.1 / 2.1: allow-list; "none" and HMAC algorithms never pass.
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in _ALGORITHMS:
+            raise e.UnsupportedAlgorithm("alg must be ES256 or EdDSA")
+        # RFC 7515 4.1.4: kid selects the key; no kid means no key we can use.
+        kid = header.get("kid")
+        if kid is None:
+            raise e.UnknownKey("no kid header")
+        if not isinstance(kid, str):
+            raise e.MalformedToken("kid must be a string")
+        key = self.keys.get(kid, now, fetch=fetch)  # may raise NeedsFetchError (async path)
+        if key is None:
+            raise e.UnknownKey("no admitted key with this kid")
+        # RFC 8725 3.1: the key decides the algorithm; the token's alg must agree with it.
+        if alg != key.alg:
+            raise e.UnsupportedAlgorithm("alg is not the algorithm of the key named by kid")
+        return key
+
+    @staticmethod
+    def _check_signature(key: VerificationKey, signature: bytes, signing_input: bytes) -> None:
+        public_key = key.public_key
+        try:
+            if isinstance(public_key, ec.EllipticCurvePublicKey):
+                # RFC 7518 3.4: ES256 signature is R || S, 32 bytes each, big-endian.
+                if len(signature) != 64:
+                    raise e.BadSignature("ES256 signature must be 64 bytes")
+                der = encode_dss_signature(
+                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+                )
+                public_key.verify(der, signing_input, _ECDSA_SHA256)
+            elif isinstance(public_key, Ed25519PublicKey):
+                # RFC 8037 3.1: Ed25519 signature, 64 bytes.
+                if len(signature) != 64:
+                    raise e.BadSignature("EdDSA signature must be 64 bytes")
+                public_key.verify(signature, signing_input)
+            else:  # pragma: no cover - admission only creates the two types above
+                raise e.UnsupportedAlgorithm("unsupported key type")
+        except (InvalidSignature, ValueError, TypeError, OverflowError) as exc:
+            raise e.BadSignature("signature does not verify") from exc
+
+    def _check_claims(self, claims: dict[str, Any], now: float) -> None:
+        # RFC 7519 4.1 / DESIGN: every claim of the v1 contract is required.
+        for name in _REQUIRED_CLAIMS:
+            if name not in claims:
+                raise e.MissingClaim(f"missing claim {name}")
+        # RFC 7519 4.1.4-4.1.6: NumericDate, narrowed to positive JSON integers.
+        exp = _numeric_date(claims, "exp")
+        nbf = _numeric_date(claims, "nbf")
+        iat = _numeric_date(claims, "iat")
+        # RFC 7519 4.1.1 / RFC 8725 3.8: iss compared as an exact string, no normalisation.
+        iss = claims["iss"]
+        if not isinstance(iss, str):
+            raise e.InvalidClaim("iss must be a string")
+        if iss != self.issuer:
+            raise e.WrongIssuer("iss is not the configured issuer")
+        # RFC 7519 4.1.3 / RFC 8725 3.9: our tokens carry one audience string; an array
+        # (even one holding ours) is not the v1 format and is refused as invalid_claim.
+        aud = claims["aud"]
+        if not isinstance(aud, str):
+            raise e.InvalidClaim("aud must be a single string")
+        if aud != self.audience:
+            raise e.WrongAudience("aud is not the configured audience")
+        leeway = self.leeway
+        # RFC 7519 4.1.4: reject when exp <= now - leeway.
+        if exp <= now - leeway:
+            raise e.ExpiredToken("token expired")
+        # RFC 7519 4.1.5: reject when nbf > now + leeway.
+        if nbf > now + leeway:
+            raise e.NotYetValid("token not valid yet")
+        # RFC 7519 4.1.6: an iat in the future means a bad clock or a forged token.
+        if iat > now + leeway:
+            raise e.IssuedInFuture("token issued in the future")
+        # DESIGN token v1: exp after iat, lifetime at most 3600 s.
+        if exp <= iat:
+            raise e.InvalidClaim("exp must be after iat")
+        if exp - iat > MAX_LIFETIME:
+            raise e.LifetimeTooLong(f"exp - iat exceeds {MAX_LIFETIME} s")
+        # RFC 7519 4.1.2 / 4.1.7: sub and jti are non-empty strings.
+        _nonempty_str(claims, "sub")
+        _nonempty_str(claims, "jti")
+        self._check_eligibility(claims["eligibility"])
+        # IETF OAuth Token Status List: optional reference; its check is a later issue.
+        if "status" in claims:
+            status = claims["status"]
+            ref = status.get("status_list") if isinstance(status, dict) else None
+            idx = ref.get("idx") if isinstance(ref, dict) else None
+            if type(idx) is not int or idx < 0:
+                raise e.InvalidClaim("status.status_list.idx must be an integer >= 0")
+            _nonempty_str(ref, "uri", "status.status_list.")  # type: ignore[arg-type]
+        # RFC 7800 3.1 / RFC 9449 6: a bound token needs a proof of possession; DPoP proof
+        # checking is not available yet, so every bound token is refused.
+        if "cnf" in claims:
+            cnf = claims["cnf"]
+            if not isinstance(cnf, dict):
+                raise e.InvalidClaim("cnf must be an object")
+            _nonempty_str(cnf, "jkt", "cnf.")
+            raise e.BindingRequired("token is bound to a holder key; a DPoP proof is required")
+
+    def _check_eligibility(self, eligibility: object) -> None:
+        # DESIGN token v1 "eligibility" object.
+        if not isinstance(eligibility, dict):
+            raise e.InvalidClaim("eligibility must be an object")
+        policy = _nonempty_str(eligibility, "policy", "eligibility.")
+        version = eligibility.get("policy_version")
+        if type(version) is not int or version < 0:
+            raise e.InvalidClaim("eligibility.policy_version must be an integer >= 0")
+        _nonempty_str(eligibility, "policy_digest", "eligibility.")
+        assurance = eligibility.get("assurance")
+        if not isinstance(assurance, str) or assurance not in ASSURANCE_LEVELS:
+            raise e.InvalidClaim(f"eligibility.assurance must be one of {ASSURANCE_LEVELS}")
+        if self.policies is not None and policy not in self.policies:
+            raise e.PolicyNotAllowed("policy not allowed by this verifier")
+        if ASSURANCE_LEVELS.index(assurance) < self._min_rank:
+            raise e.InsufficientAssurance("assurance below this verifier's minimum")
