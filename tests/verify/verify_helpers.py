@@ -1,0 +1,144 @@
+"""Helpers for verifier tests: real keys, a fixed clock and a minter for attack tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+NOW = 1_700_000_000
+ISSUER = "https://attest.example"
+AUDIENCE = "model:fable-5"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256), base64url."""
+    members = ("crv", "kty", "x", "y") if jwk["kty"] == "EC" else ("crv", "kty", "x")
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+@dataclass
+class SigningKey:
+    """A private key with its public JWK (kid = RFC 7638 thumbprint)."""
+
+    alg: str
+    private: ec.EllipticCurvePrivateKey | Ed25519PrivateKey
+    jwk: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kid(self) -> str:
+        return str(self.jwk["kid"])
+
+    def sign(self, signing_input: bytes) -> bytes:
+        if isinstance(self.private, ec.EllipticCurvePrivateKey):
+            der = self.private.sign(signing_input, ec.ECDSA(hashes.SHA256()))
+            r, s = decode_dss_signature(der)
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return self.private.sign(signing_input)
+
+
+def new_es256() -> SigningKey:
+    private = ec.generate_private_key(ec.SECP256R1())
+    numbers = private.public_key().public_numbers()
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
+    jwk = {**jwk, "kid": thumbprint(jwk), "use": "sig", "alg": "ES256"}
+    return SigningKey("ES256", private, jwk)
+
+
+def new_ed25519() -> SigningKey:
+    private = Ed25519PrivateKey.generate()
+    raw = private.public_key().public_bytes_raw()
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
+    jwk = {**jwk, "kid": thumbprint(jwk), "use": "sig", "alg": "EdDSA"}
+    return SigningKey("EdDSA", private, jwk)
+
+
+def good_claims(now: int = NOW, **overrides: Any) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": "pairwise-subject-1",
+        "aud": AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": "jti-0001",
+        "eligibility": {
+            "policy": "us-nationals-only",
+            "policy_version": 3,
+            "policy_digest": "a" * 64,
+            "assurance": "IAL2",
+        },
+    }
+    claims.update(overrides)
+    return claims
+
+
+class Minter:
+    """Builds tokens from arbitrary header/payload (dicts or raw bytes) and signatures."""
+
+    def __init__(self, es: SigningKey, ed: SigningKey) -> None:
+        self.es, self.ed = es, ed
+
+    def header(self, key: SigningKey, **overrides: Any) -> dict[str, Any]:
+        header: dict[str, Any] = {"alg": key.alg, "typ": "elig+jwt", "kid": key.kid}
+        header.update(overrides)
+        return {k: v for k, v in header.items() if v is not _DROP}
+
+    def __call__(
+        self,
+        claims: dict[str, Any] | bytes | None = None,
+        *,
+        key: SigningKey | None = None,
+        header: dict[str, Any] | bytes | None = None,
+        signature: bytes | Callable[[bytes], bytes] | None = None,
+        **header_overrides: Any,
+    ) -> str:
+        key = key or self.es
+        if header is None:
+            header = self.header(key, **header_overrides)
+        if claims is None:
+            claims = good_claims()
+        raw_header = header if isinstance(header, bytes) else json.dumps(header).encode()
+        raw_payload = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
+        signing_input = f"{b64url(raw_header)}.{b64url(raw_payload)}"
+        if signature is None:
+            sig = key.sign(signing_input.encode())
+        elif callable(signature):
+            sig = signature(signing_input.encode())
+        else:
+            sig = signature
+        return f"{signing_input}.{b64url(sig)}"
+
+
+_DROP = object()
+
+
+DROP = _DROP
+
+
+class Clock:
+    """An injectable clock for ``Verifier(now=...)``."""
+
+    def __init__(self, t: float = NOW) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
