@@ -1,0 +1,159 @@
+"""``create_app(settings)``: wires every domain, the database and the signing key in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from litestar import Litestar, Request, Response, get
+from litestar.openapi import OpenAPIConfig
+
+from attest import __version__
+from attest.audit.routes import list_audit_events, read_attestation
+from attest.bootstrap import bootstrap
+from attest.clients.routes import create_client
+from attest.db.embedded import EmbeddedPostgres
+from attest.db.migrations import pending
+from attest.db.pool import create_pool
+from attest.devsecrets import resolve_secret
+from attest.evidence.routes import approve_evidence, submit_evidence
+from attest.http.context import AppContext, app_context, utc_now
+from attest.http.problems import exception_handlers
+from attest.keys.keystore import FileKeystore
+from attest.keys.routes import configuration, jwks, list_keys
+from attest.metrics import Metrics
+from attest.policy.routes import (
+    evaluate_policy,
+    publish_policy,
+    read_audience,
+    read_policy,
+    read_policy_version,
+    update_audience,
+)
+from attest.settings import Settings
+from attest.subjects.routes import create_subject, read_subject, revoke_subject
+from attest.tokens.routes import issue_token
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("attest")
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """Readiness: database reachable, migrations applied, an active key loaded."""
+    ctx = app_context(request)
+    checks = {"database": False, "migrations": False, "signing_key": ctx.signer is not None}
+    try:
+        async with ctx.pool.acquire(timeout=2) as conn:
+            checks["database"] = await conn.fetchval("SELECT true") is True
+            checks["migrations"] = not await pending(conn)
+    except Exception:
+        log.warning("readiness check failed", exc_info=True)
+    ready = all(checks.values()) and ctx.ready
+    return Response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@get("/metrics", media_type="text/plain; version=0.0.4")
+async def metrics(request: Request[Any, Any, Any]) -> bytes:
+    registry: Metrics = app_context(request).extras["metrics"]
+    return registry.render()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    announce: Callable[[str], None] | None = None,
+) -> Litestar:
+    """Build the application. Start-up (lifespan) connects, migrates and loads the key."""
+    ctx = AppContext(settings=settings, clock=clock)
+    ctx.extras["metrics"] = Metrics()
+    say = announce or (lambda text: print(text, file=sys.stderr, flush=True))
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        embedded: EmbeddedPostgres | None = None
+        dsn = settings.database_url
+        if dsn is None:
+            embedded = EmbeddedPostgres(settings.data_dir)
+            dsn = await asyncio.to_thread(embedded.start)
+        try:
+            passphrase = resolve_secret(
+                settings, settings.keystore_passphrase, "keystore_passphrase"
+            )
+            ctx.pairwise_key = resolve_secret(
+                settings, settings.pairwise_secret, "pairwise_secret"
+            ).encode()
+            keystore = FileKeystore(settings.keystore_path, passphrase)
+            ctx.pool = await create_pool(dsn, settings.db_pool_size)
+            try:
+                async with ctx.pool.acquire() as conn:
+                    result = await bootstrap(conn, settings, keystore, ctx.now())
+                ctx.signer = result.signer
+                if result.generated_admin_key:
+                    say(
+                        "\n  attest: bootstrap admin API key (shown once, store it now):\n"
+                        f"    {result.generated_admin_key}\n"
+                    )
+                ctx.ready = True
+                log.info(
+                    "attest %s ready; issuer %s, signing key %s",
+                    __version__,
+                    settings.issuer,
+                    result.signer.kid,
+                )
+                yield
+            finally:
+                ctx.ready = False
+                await ctx.pool.close()
+        finally:
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    app = Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            metrics,
+            jwks,
+            configuration,
+            create_client,
+            create_subject,
+            read_subject,
+            revoke_subject,
+            submit_evidence,
+            approve_evidence,
+            issue_token,
+            read_policy,
+            read_policy_version,
+            publish_policy,
+            evaluate_policy,
+            read_audience,
+            update_audience,
+            list_audit_events,
+            read_attestation,
+            list_keys,
+        ],
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        request_max_body_size=settings.max_body_size,
+        openapi_config=OpenAPIConfig(title="attest", version=__version__, path="/schema"),
+        debug=False,
+    )
+    app.state.ctx = ctx
+    return app

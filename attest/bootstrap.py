@@ -1,0 +1,142 @@
+"""First-start work: migrations, built-in policies and demo audiences, admin key, signing key.
+
+Each step is idempotent and runs under an advisory lock, so several instances starting
+at once do it exactly once between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from attest.audit import repository as audit
+from attest.clients import repository as clients
+from attest.clients.service import ALL_SCOPES, generate_key, parse_key, secret_digest
+from attest.db import Conn
+from attest.db.migrations import apply_migrations
+from attest.keys import repository as keys
+from attest.keys.keystore import FileKeystore, KeystoreError, Signer
+from attest.policy import repository as policies
+from attest.policy.document import builtin_policies, policy_digest
+from attest.settings import Settings
+
+__all__ = ["DEMO_AUDIENCES", "BootstrapResult", "bootstrap"]
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_LOCK = 0x617474657302
+DEMO_AUDIENCES = ("model:fable-5", "model:mythos-5")
+DEMO_POLICY = "us-nationals-only"
+ADMIN_TENANT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapResult:
+    signer: Signer
+    #: The admin API key when this start generated it (print once), else None.
+    generated_admin_key: str | None
+
+
+async def _seed_policies(conn: Conn, settings: Settings, now: datetime) -> None:
+    for document in builtin_policies():
+        if await policies.latest_policy(conn, document["name"]) is not None:
+            continue
+        digest = policy_digest(document)
+        await policies.insert_policy(conn, document, digest, None)
+        await audit.record(
+            conn,
+            "policy.published",
+            occurred_at=now,
+            actor=None,
+            tenant=None,
+            data={"policy": document["name"], "version": document["version"], "digest": digest},
+        )
+    for audience in DEMO_AUDIENCES:
+        if await policies.get_audience(conn, audience) is not None:
+            continue
+        lifetime = settings.default_token_lifetime
+        await policies.insert_audience_if_absent(conn, audience, DEMO_POLICY, lifetime)
+        await audit.record(
+            conn,
+            "audience.updated",
+            occurred_at=now,
+            actor=None,
+            tenant=None,
+            data={
+                "audience": audience,
+                "policy": DEMO_POLICY,
+                "token_lifetime": lifetime,
+                "binding_required": False,
+            },
+        )
+
+
+async def _ensure_admin(conn: Conn, settings: Settings, now: datetime) -> str | None:
+    if await clients.count_clients(conn) > 0:
+        return None
+    if settings.bootstrap_admin_key:
+        key = parse_key(settings.bootstrap_admin_key)
+        assert key is not None  # noqa: S101 - the format is checked when settings load
+        generated = None
+    else:
+        key = generate_key()
+        generated = key.api_key
+    client_id = uuid.uuid4()
+    await clients.insert_client(
+        conn,
+        client_id=client_id,
+        key_id=key.key_id,
+        secret_sha256=secret_digest(key.secret),
+        name="bootstrap admin",
+        tenant=ADMIN_TENANT,
+        scopes=list(ALL_SCOPES),
+        is_admin=True,
+        created_by=None,
+    )
+    await audit.record(
+        conn,
+        "client.created",
+        occurred_at=now,
+        actor=None,
+        tenant=ADMIN_TENANT,
+        data={"client_id": str(client_id), "key_id": key.key_id, "admin": True},
+    )
+    return generated
+
+
+async def _ensure_signing_key(conn: Conn, keystore: FileKeystore, now: datetime) -> Signer:
+    row = await keys.active_key(conn, "ES256")
+    if row is not None:
+        return keystore.load(row["kid"], row["alg"])
+    if await keys.list_keys(conn):
+        raise KeystoreError("signing keys exist but none is active: see 'attest keys list'")
+    signer = keystore.generate("ES256")
+    await keys.insert_active_key(
+        conn, signer.kid, signer.alg, signer.public_jwk(), f"file:{signer.kid}", now
+    )
+    await audit.record(
+        conn,
+        "key.activated",
+        occurred_at=now,
+        actor=None,
+        tenant=None,
+        data={"kid": signer.kid, "alg": signer.alg, "first_key": True},
+    )
+    return signer
+
+
+async def bootstrap(
+    conn: Conn, settings: Settings, keystore: FileKeystore, now: datetime
+) -> BootstrapResult:
+    await apply_migrations(conn)
+    await conn.execute("SELECT pg_advisory_lock($1)", BOOTSTRAP_LOCK)
+    try:
+        async with conn.transaction():
+            await _seed_policies(conn, settings, now)
+            admin_key = await _ensure_admin(conn, settings, now)
+            signer = await _ensure_signing_key(conn, keystore, now)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", BOOTSTRAP_LOCK)
+    return BootstrapResult(signer, admin_key)

@@ -1,0 +1,203 @@
+"""The ``attest`` command.
+
+``attest verify`` needs only the base install (pyjwt, cryptography); every other
+command imports the server code when it runs, never at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from attest.settings import load_settings  # noqa: PLC0415 - server code on demand
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    return load_settings(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    from attest.app import create_app  # noqa: PLC0415
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        server_header=False,
+    )
+    return 0
+
+
+async def _with_database(settings: Any, work: Any) -> Any:
+    import asyncpg  # noqa: PLC0415
+
+    from attest.db.embedded import EmbeddedPostgres  # noqa: PLC0415
+    from attest.db.pool import init_connection  # noqa: PLC0415
+
+    embedded = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        dsn = await asyncio.to_thread(embedded.start)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await init_connection(conn)
+            return await work(conn)
+        finally:
+            await conn.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from attest.db.migrations import apply_migrations  # noqa: PLC0415
+
+    settings = _settings(args)
+    applied = asyncio.run(_with_database(settings, apply_migrations))
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def _clients_create(args: argparse.Namespace) -> int:
+    import uuid  # noqa: PLC0415
+
+    from attest.audit import repository as audit  # noqa: PLC0415
+    from attest.clients import repository  # noqa: PLC0415
+    from attest.clients.service import ALL_SCOPES, generate_key, secret_digest  # noqa: PLC0415
+    from attest.db.migrations import apply_migrations  # noqa: PLC0415
+    from attest.http.context import utc_now  # noqa: PLC0415
+
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if not scopes or unknown:
+        print(f"attest: unknown scopes {unknown}; known: {', '.join(ALL_SCOPES)}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    key = generate_key()
+    client_id = uuid.uuid4()
+
+    async def work(conn: Any) -> None:
+        await apply_migrations(conn)
+        async with conn.transaction():
+            await repository.insert_client(
+                conn,
+                client_id=client_id,
+                key_id=key.key_id,
+                secret_sha256=secret_digest(key.secret),
+                name=args.name,
+                tenant=args.tenant,
+                scopes=scopes,
+                is_admin=False,
+                created_by=None,
+            )
+            await audit.record(
+                conn,
+                "client.created",
+                occurred_at=utc_now(),
+                actor=None,
+                tenant=args.tenant,
+                data={
+                    "client_id": str(client_id),
+                    "key_id": key.key_id,
+                    "scopes": scopes,
+                    "via": "cli",
+                },
+            )
+
+    asyncio.run(_with_database(settings, work))
+    out = {
+        "id": str(client_id),
+        "name": args.name,
+        "tenant": args.tenant,
+        "scopes": scopes,
+        "api_key": key.api_key,
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from attest.verify.cli import run  # noqa: PLC0415
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attest",
+        description="Eligibility attestation authority: serve the API, manage it, verify tokens.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="Serve the HTTP API (applies migrations first).")
+    serve.add_argument("--host", help="Address to listen on; overrides ATTEST_HOST.")
+    serve.add_argument("--port", type=int, help="Port to listen on; overrides ATTEST_PORT.")
+    serve.set_defaults(func=_serve)
+
+    migrate = commands.add_parser("migrate", help="Apply pending database migrations and exit.")
+    migrate.set_defaults(func=_migrate)
+
+    clients = commands.add_parser("clients", help="Manage API clients.")
+    clients_commands = clients.add_subparsers(dest="clients_command", required=True)
+    create = clients_commands.add_parser(
+        "create", help="Create an API client and print its key once."
+    )
+    create.add_argument("--name", required=True, help="A name that says who uses the key.")
+    create.add_argument("--tenant", default="default", help="The tenant the client belongs to.")
+    create.add_argument(
+        "--scopes",
+        required=True,
+        help="Comma-separated scopes, for example subjects:write,tokens:issue.",
+    )
+    create.set_defaults(func=_clients_create)
+
+    verify = commands.add_parser(
+        "verify", help="Verify an eligibility token offline against published keys."
+    )
+    from attest.verify.cli import configure  # noqa: PLC0415 - base install only
+
+    configure(verify)
+    verify.set_defaults(func=_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from attest.settings import SettingsError  # noqa: PLC0415
+
+        if isinstance(exc, SettingsError):
+            print(f"attest: configuration error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

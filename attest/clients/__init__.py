@@ -1,0 +1,1 @@
+"""API clients: scoped API keys in tenants."""

@@ -1,0 +1,89 @@
+"""API keys: format, generation, hashing and constant-time checking. No SQL, no HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import string
+import uuid
+from dataclasses import dataclass
+
+__all__ = [
+    "ALL_SCOPES",
+    "Client",
+    "NewKey",
+    "generate_key",
+    "parse_key",
+    "secret_digest",
+    "secret_matches",
+]
+
+ALL_SCOPES: tuple[str, ...] = (
+    "clients:admin",
+    "subjects:write",
+    "subjects:read",
+    "subjects:revoke",
+    "evidence:write",
+    "evidence:review",
+    "tokens:issue",
+    "policies:read",
+    "policies:write",
+    "audiences:read",
+    "audiences:write",
+    "audit:read",
+    "keys:admin",
+)
+
+_KEY_RE = re.compile(r"attest_([a-z0-9]{16})_([a-z0-9]{52})")
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+# Compared against when the key id is unknown, so both paths cost one digest comparison.
+_DUMMY_DIGEST = hashlib.sha256(b"attest-unknown-key").digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    id: uuid.UUID
+    name: str
+    tenant: str
+    scopes: frozenset[str]
+    is_admin: bool
+
+    def can_see(self, tenant: str) -> bool:
+        return self.is_admin or hmac.compare_digest(self.tenant.encode(), tenant.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key_id: str
+    secret: str
+
+    @property
+    def api_key(self) -> str:
+        return f"attest_{self.key_id}_{self.secret}"
+
+
+def generate_key() -> NewKey:
+    key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+    # 32 random bytes, base32 without padding: 52 characters of [a-z2-7].
+    secret = base64.b32encode(secrets.token_bytes(32)).decode("ascii").rstrip("=").lower()
+    return NewKey(key_id, secret)
+
+
+def parse_key(api_key: str) -> NewKey | None:
+    match = _KEY_RE.fullmatch(api_key)
+    return NewKey(match[1], match[2]) if match else None
+
+
+def secret_digest(secret: str) -> bytes:
+    # The secret carries 256 bits of entropy, so a fast hash is enough (no password KDF).
+    return hashlib.sha256(secret.encode("ascii")).digest()
+
+
+def secret_matches(secret: str, stored: bytes | None) -> bool:
+    """Constant-time comparison of a presented secret with the stored digest."""
+    expected = stored if stored is not None else _DUMMY_DIGEST
+    ok = hmac.compare_digest(secret_digest(secret), expected)
+    return ok and stored is not None

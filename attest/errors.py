@@ -1,0 +1,114 @@
+"""The service's exception root and its mapping to RFC 9457 problem details.
+
+Every error the API can return is an :class:`AttestError` subclass with a stable
+``code``; its problem ``type`` is ``urn:attest:problem:<code>``. The mapping to HTTP
+lives in :mod:`attest.http.problems`, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AttestError",
+    "Conflict",
+    "EvidenceRejected",
+    "Forbidden",
+    "FourEyesViolation",
+    "InsufficientScope",
+    "InvalidInput",
+    "NotEligible",
+    "NotFound",
+    "ServiceUnavailable",
+    "Unauthenticated",
+]
+
+PROBLEM_TYPE_PREFIX = "urn:attest:problem:"
+
+
+class AttestError(Exception):
+    """Root of every error the service raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_TYPE_PREFIX + self.code
+
+
+class InvalidInput(AttestError):
+    code = "invalid-request"
+    status = 400
+    title = "Invalid request"
+
+
+class UnprocessableInput(AttestError):
+    code = "unprocessable"
+    status = 422
+    title = "Request cannot be processed"
+
+
+class Unauthenticated(AttestError):
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class InsufficientScope(AttestError):
+    code = "insufficient-scope"
+    status = 403
+    title = "Insufficient scope"
+
+
+class Forbidden(AttestError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class FourEyesViolation(AttestError):
+    code = "four-eyes"
+    status = 403
+    title = "A different reviewer must approve"
+
+
+class NotEligible(AttestError):
+    code = "not-eligible"
+    status = 403
+    title = "Subject is not eligible"
+
+
+class NotFound(AttestError):
+    code = "not-found"
+    status = 404
+    title = "Not found"
+
+
+class UnknownAudience(NotFound):
+    code = "unknown-audience"
+    title = "Audience is not registered"
+
+
+class Conflict(AttestError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class EvidenceRejected(AttestError):
+    code = "evidence-rejected"
+    status = 422
+    title = "Evidence rejected"
+
+
+class ServiceUnavailable(AttestError):
+    code = "unavailable"
+    status = 503
+    title = "Service unavailable"

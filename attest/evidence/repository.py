@@ -1,0 +1,94 @@
+"""SQL for evidence."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from attest.db import Conn
+
+__all__ = ["approve", "get_evidence", "insert_evidence", "list_for_subject", "verified_for_subject"]
+
+COLUMNS = """id, subject_id, tenant, type, document_type, attributes, assurance, status, reasons,
+submitted_by, approved_by, created_at, verified_at, reverify_at"""
+INSERT_EVIDENCE = f"""
+INSERT INTO evidence (id, subject_id, tenant, type, document_type, attributes, assurance, status,
+                      reasons, submitted_by, created_at, verified_at, reverify_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING {COLUMNS}
+"""
+SELECT_FOR_UPDATE = f"SELECT {COLUMNS} FROM evidence WHERE id = $1 FOR UPDATE"
+APPROVE = f"""
+UPDATE evidence SET status = 'verified', approved_by = $2, verified_at = $3, reverify_at = $4
+WHERE id = $1 AND status = 'pending_approval'
+RETURNING {COLUMNS}
+"""
+SELECT_FOR_SUBJECT = f"SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 ORDER BY created_at, id"
+SELECT_VERIFIED = f"""
+SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 AND status = 'verified' ORDER BY verified_at
+"""
+
+
+async def insert_evidence(
+    conn: Conn,
+    *,
+    subject_id: uuid.UUID,
+    tenant: str,
+    type_: str,
+    document_type: str | None,
+    attributes: dict[str, Any],
+    assurance: str,
+    status: str,
+    reasons: list[str],
+    submitted_by: uuid.UUID,
+    now: datetime,
+    verified_at: datetime | None,
+    reverify_at: datetime | None,
+) -> asyncpg.Record:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        INSERT_EVIDENCE,
+        uuid.uuid4(),
+        subject_id,
+        tenant,
+        type_,
+        document_type,
+        attributes,
+        assurance,
+        status,
+        reasons,
+        submitted_by,
+        now,
+        verified_at,
+        reverify_at,
+    )
+    assert row is not None  # noqa: S101 - INSERT .. RETURNING always returns the row
+    return row
+
+
+async def get_evidence(conn: Conn, evidence_id: uuid.UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(SELECT_FOR_UPDATE, evidence_id)
+    return row
+
+
+async def approve(
+    conn: Conn,
+    evidence_id: uuid.UUID,
+    approver: uuid.UUID,
+    verified_at: datetime,
+    reverify_at: datetime,
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        APPROVE, evidence_id, approver, verified_at, reverify_at
+    )
+    return row
+
+
+async def list_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_FOR_SUBJECT, subject_id))
+
+
+async def verified_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_VERIFIED, subject_id))

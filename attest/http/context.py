@@ -1,0 +1,44 @@
+"""The application context: what every request handler needs, built once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from litestar.connection import ASGIConnection
+
+from attest.keys.keystore import Signer
+from attest.settings import Settings
+
+__all__ = ["AppContext", "app_context", "utc_now"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class AppContext:
+    settings: Settings
+    clock: Callable[[], datetime] = utc_now
+    pool: asyncpg.Pool = field(default=None)  # type: ignore[arg-type]  # set at start-up
+    signer: Signer | None = None
+    pairwise_key: bytes = b""
+    ready: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def active_signer(self) -> Signer:
+        if self.signer is None:
+            raise RuntimeError("no active signing key is loaded")
+        return self.signer
+
+
+def app_context(connection: ASGIConnection[Any, Any, Any, Any]) -> AppContext:
+    ctx: AppContext = connection.app.state.ctx
+    return ctx

@@ -1,0 +1,133 @@
+"""RFC 9457 problem details, in one place, for every error the API returns.
+
+Domain errors (:class:`attest.errors.AttestError`) carry their own code; framework
+errors (bad JSON, wrong types, unknown routes, oversized bodies) are mapped by status.
+Anything else is logged with a correlation id and answered with a generic 500 problem
+that reveals nothing about the failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from attest.errors import PROBLEM_TYPE_PREFIX, AttestError
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "exception_handlers", "problem_response"]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# Framework errors by status: (stable code, title).
+_BY_STATUS: dict[int, tuple[str, str]] = {
+    400: ("invalid-request", "Invalid request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("rate-limited", "Too many requests"),
+}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response[bytes]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    return Response(
+        content=json.dumps(body, separators=(",", ":"), default=str).encode(),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _attest_error(request: Request[Any, Any, Any], exc: AttestError) -> Response[bytes]:
+    headers = {"WWW-Authenticate": 'Bearer realm="attest"'} if exc.status == 401 else None
+    if exc.status == 403 and exc.code == "insufficient-scope":
+        headers = {"WWW-Authenticate": 'Bearer realm="attest", error="insufficient_scope"'}
+    return problem_response(
+        exc.status,
+        exc.code,
+        exc.title,
+        exc.detail,
+        request.url.path,
+        headers,
+        **exc.extensions,
+    )
+
+
+def _validation_errors(extra: Any) -> list[dict[str, str]]:
+    """Reduce Litestar's validation details to {field, message} pairs without echoing input."""
+    errors: list[dict[str, str]] = []
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                errors.append(
+                    {"field": str(item.get("key", "")), "message": str(item.get("message", ""))}
+                )
+    return errors
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status >= 500:
+        return _internal_error(request, exc)
+    code, title = _BY_STATUS.get(status, ("client-error", "Client error"))
+    extensions: dict[str, Any] = {}
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    if isinstance(exc, ValidationException):
+        code, title = "invalid-request", "Invalid request"
+        errors = _validation_errors(exc.extra)
+        if errors:
+            extensions["errors"] = errors
+        if "JSON" in detail or "decode" in detail.lower():
+            code, title = "malformed-json", "Malformed JSON body"
+    if status == 413:
+        detail = "The request body is larger than this service accepts."
+    return problem_response(status, code, title, detail, request.url.path, None, **extensions)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    incident = uuid.uuid4().hex
+    log.error(
+        "unhandled error %s on %s %s", incident, request.method, request.url.path, exc_info=exc
+    )
+    return problem_response(
+        500,
+        "internal",
+        "Internal error",
+        "The service failed to handle this request; it has been logged.",
+        request.url.path,
+        None,
+        incident=incident,
+    )
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    AttestError: _attest_error,
+    HTTPException: _http_error,
+    Exception: _internal_error,
+}

@@ -1,0 +1,1 @@
+"""Signing keys: the keystore (private halves), the key records (public halves, state)."""

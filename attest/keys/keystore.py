@@ -1,0 +1,123 @@
+"""Keystores hold private keys outside the database, behind one small signer interface.
+
+The file keystore keeps one encrypted PKCS#8 PEM file per key, named by its kid. A
+wrong passphrase or a damaged file is a start-up error, never a reason to make a new key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from attest.keys.jwk import PublicKey, public_jwk, thumbprint
+
+__all__ = ["FileKeystore", "KeystoreError", "Signer"]
+
+log = logging.getLogger(__name__)
+
+Algorithm = Literal["ES256", "EdDSA"]
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+class KeystoreError(RuntimeError):
+    """A key cannot be created or loaded (the message never holds secret material)."""
+
+
+class Signer(Protocol):
+    @property
+    def kid(self) -> str: ...
+
+    @property
+    def alg(self) -> Algorithm: ...
+
+    def public_jwk(self) -> dict[str, str]: ...
+
+    def sign_jwt(self, claims: dict[str, object], typ: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _LocalSigner:
+    """A signer over a private key held in memory (loaded from the file keystore)."""
+
+    kid: str
+    alg: Algorithm
+    _key: PrivateKey
+
+    def public_jwk(self) -> dict[str, str]:
+        public: PublicKey = self._key.public_key()
+        return public_jwk(public)
+
+    def sign_jwt(self, claims: dict[str, object], typ: str) -> str:
+        # RFC 8725 section 3.11: an explicit typ; the kid names the key, the alg is ours.
+        return jwt.encode(
+            claims, self._key, algorithm=self.alg, headers={"typ": typ, "kid": self.kid}
+        )
+
+
+def _generate(alg: Algorithm) -> PrivateKey:
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+class FileKeystore:
+    """Encrypted PKCS#8 files, one per key, in a directory (``keys/`` by default)."""
+
+    def __init__(self, directory: Path, passphrase: str) -> None:
+        if len(passphrase) < 16:
+            raise KeystoreError("keystore passphrase must be at least 16 characters")
+        self.directory = directory
+        self._passphrase = passphrase.encode()
+
+    def _path(self, kid: str) -> Path:
+        return self.directory / f"{kid}.p8.pem"
+
+    def generate(self, alg: Algorithm = "ES256") -> _LocalSigner:
+        key = _generate(alg)
+        kid = thumbprint(public_jwk(key.public_key()))
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(kid)
+        # O_EXCL: never overwrite an existing key file; 0600: private to the service user.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        log.info("generated %s signing key %s in %s", alg, kid, self.directory)
+        return _LocalSigner(kid, alg, key)
+
+    def load(self, kid: str, alg: Algorithm) -> _LocalSigner:
+        path = self._path(kid)
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            raise KeystoreError(
+                f"private key {kid} is not in the keystore {self.directory}: the database "
+                "names it as a signing key, so the keystore mount is missing or wrong"
+            ) from None
+        try:
+            key = serialization.load_pem_private_key(pem, password=self._passphrase)
+        except (ValueError, TypeError) as exc:
+            raise KeystoreError(
+                f"cannot decrypt key file {path}: wrong keystore passphrase or damaged file"
+            ) from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+            raise KeystoreError(f"key file {path} holds an unsupported key type")
+        if thumbprint(public_jwk(key.public_key())) != kid:
+            raise KeystoreError(f"key file {path} does not hold the key {kid} (tampered?)")
+        expected = ec.EllipticCurvePrivateKey if alg == "ES256" else ed25519.Ed25519PrivateKey
+        if not isinstance(key, expected):
+            raise KeystoreError(f"key file {path} does not hold an {alg} key")
+        return _LocalSigner(kid, alg, key)

@@ -1,0 +1,34 @@
+"""Prometheus metrics, one registry per application instance."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.tokens_issued = Counter(
+            "attest_tokens_issued",
+            "Eligibility tokens issued.",
+            ["audience"],
+            registry=self.registry,
+        )
+        self.tokens_denied = Counter(
+            "attest_tokens_denied",
+            "Token requests denied as not eligible.",
+            ["audience"],
+            registry=self.registry,
+        )
+        self.problems = Counter(
+            "attest_problem_responses",
+            "Problem responses by status.",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        body: bytes = generate_latest(self.registry)
+        return body

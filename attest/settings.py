@@ -1,0 +1,183 @@
+"""Settings, built once from ``ATTEST_*`` variables (and an optional TOML file) and passed in.
+
+Nothing here runs at import time: :func:`load_settings` is called by ``main`` or by tests,
+and the frozen :class:`Settings` is handed to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HARD_MAX_TOKEN_LIFETIME", "Settings", "SettingsError", "load_settings"]
+
+#: No audience may ask for a token that lives longer than this (seconds); the verifier
+#: rejects longer lifetimes too.
+HARD_MAX_TOKEN_LIFETIME = 3600
+
+API_KEY_RE = re.compile(r"^attest_[a-z0-9]{16}_[a-z0-9]{52}$")
+
+# Variables read by tooling around the service rather than by the service itself.
+_NOT_SETTINGS = frozenset({"ATTEST_CONFIG", "ATTEST_TEST_DATABASE_URL"})
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Service configuration. Every default is documented with its unit."""
+
+    #: PostgreSQL URL. None: start the embedded PostgreSQL under ``data_dir/pgdata``.
+    database_url: str | None = None
+    #: Address to listen on.
+    host: str = "127.0.0.1"
+    #: TCP port to listen on.
+    port: int = 8080
+    #: ``iss`` of every token; verifiers compare it exactly. Default ``http://<host>:<port>``.
+    issuer: str = ""
+    #: Directory for local state: embedded database, generated dev secrets.
+    data_dir: Path = Path(".attest")
+    #: Keystore: a directory path or ``file:<path>`` (encrypted PKCS#8 files).
+    keystore: str = "keys"
+    #: Passphrase of the file keystore. None: generated once into ``data_dir`` (dev only).
+    keystore_passphrase: str | None = field(default=None, repr=False)
+    #: Secret for pairwise subject identifiers. None: generated once into ``data_dir``.
+    pairwise_secret: str | None = field(default=None, repr=False)
+    #: Admin API key to create on first start instead of a generated one.
+    bootstrap_admin_key: str | None = field(default=None, repr=False)
+    #: Default token lifetime for an audience that does not set one (seconds).
+    default_token_lifetime: int = 600
+    #: ``Cache-Control: max-age`` of the JWKS document (seconds).
+    jwks_max_age: int = 300
+    #: Largest request body accepted (bytes).
+    max_body_size: int = 65_536
+    #: How long verified evidence counts before it must be verified again (days).
+    evidence_validity_days: int = 365
+    #: From this assurance up, manual-review evidence needs a second reviewer.
+    four_eyes_min_assurance: str = "IAL2"
+    #: Connections in the asyncpg pool, per instance.
+    db_pool_size: int = 10
+    #: Log level name.
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def keystore_path(self) -> Path:
+        spec = self.keystore
+        return Path(spec.removeprefix("file:"))
+
+
+def _parse_int(name: str, raw: object, *, low: int, high: int) -> int:
+    if isinstance(raw, bool):
+        raise SettingsError(f"{name} must be an integer, got {raw!r}")
+    try:
+        value: int = int(raw)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _env_name(field_name: str) -> str:
+    return "ATTEST_" + field_name.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``environ`` (default ``os.environ``), ``ATTEST_CONFIG`` and overrides.
+
+    Unknown ``ATTEST_*`` variables and invalid values raise :class:`SettingsError`
+    naming the variable, so a typo stops start-up instead of being ignored.
+    """
+    env = dict(os.environ if environ is None else environ)
+    known = {f.name for f in fields(Settings)}
+    raw: dict[str, Any] = {}
+
+    config_file = env.get("ATTEST_CONFIG")
+    if config_file:
+        try:
+            with open(config_file, "rb") as fh:
+                doc = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(
+                f"ATTEST_CONFIG: cannot read {config_file}: {exc.strerror}"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"ATTEST_CONFIG: {config_file} is not valid TOML: {exc}") from None
+        for key, value in doc.items():
+            if key not in known:
+                raise SettingsError(f"ATTEST_CONFIG: unknown setting {key!r} in {config_file}")
+            raw[key] = value
+
+    for name, value in env.items():
+        if not name.startswith("ATTEST_") or name in _NOT_SETTINGS:
+            continue
+        key = name.removeprefix("ATTEST_").lower()
+        if key not in known:
+            raise SettingsError(f"{name}: unknown setting (known: {', '.join(sorted(known))})")
+        raw[key] = value
+    raw.update(overrides)
+    return _build(raw)
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = _env_name(key)
+        if value is None or value == "":
+            continue
+        if key in {"port"}:
+            values[key] = _parse_int(name, value, low=1, high=65535)
+        elif key == "default_token_lifetime":
+            values[key] = _parse_int(name, value, low=10, high=HARD_MAX_TOKEN_LIFETIME)
+        elif key == "jwks_max_age":
+            values[key] = _parse_int(name, value, low=0, high=86_400)
+        elif key == "max_body_size":
+            values[key] = _parse_int(name, value, low=1024, high=10_000_000)
+        elif key == "evidence_validity_days":
+            values[key] = _parse_int(name, value, low=1, high=3650)
+        elif key == "db_pool_size":
+            values[key] = _parse_int(name, value, low=1, high=200)
+        elif key == "data_dir":
+            values[key] = Path(str(value))
+        else:
+            values[key] = str(value)
+
+    url = values.get("database_url")
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("ATTEST_DATABASE_URL must be a postgresql:// URL")
+    level = values.get("four_eyes_min_assurance", "IAL2")
+    if level not in {"IAL1", "IAL2", "IAL3", "never"}:
+        raise SettingsError("ATTEST_FOUR_EYES_MIN_ASSURANCE must be IAL1, IAL2, IAL3 or never")
+    log_level = str(values.get("log_level", "INFO")).upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError("ATTEST_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+    values["log_level"] = log_level
+    admin_key = values.get("bootstrap_admin_key")
+    if admin_key is not None and not API_KEY_RE.fullmatch(admin_key):
+        # Never echo the value: it is a secret.
+        raise SettingsError(
+            "ATTEST_BOOTSTRAP_ADMIN_KEY must have the API key format "
+            "attest_<16 lowercase alphanumerics>_<52 lowercase alphanumerics>"
+        )
+    issuer = values.get("issuer")
+    if issuer is not None and not issuer.startswith(("https://", "http://")):
+        raise SettingsError("ATTEST_ISSUER must be an http(s) URL")
+    if issuer is None:
+        host = values.get("host", "127.0.0.1")
+        port = values.get("port", 8080)
+        values["issuer"] = f"http://{host}:{port}"
+    keystore = values.get("keystore", "keys")
+    if ":" in keystore and not keystore.startswith("file:"):
+        raise SettingsError("ATTEST_KEYSTORE must be a directory path or file:<path>")
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Eligibility tokens: decide, sign, record."""
