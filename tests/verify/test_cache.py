@@ -1,0 +1,146 @@
+"""The verified-token cache never accepts what a full verification would refuse."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from verify_helpers import AUDIENCE, ISSUER, NOW, Clock, Minter, good_claims, new_es256
+
+from attest.verify import InvalidToken, JWKSFile, StaticJWKS, Verifier
+
+
+class CountingSource(StaticJWKS):
+    """A StaticJWKS that counts signature-path key lookups."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        super().__init__(doc)
+        self.calls = 0
+
+    def get(self, kid: str, now: float, *, fetch: bool = True) -> Any:
+        self.calls += 1
+        return super().get(kid, now, fetch=fetch)
+
+
+def make(keys: Any, clock: Clock, **kwargs: Any) -> Verifier:
+    return Verifier(issuer=ISSUER, audience=AUDIENCE, keys=keys, now=clock, **kwargs)
+
+
+def test_hit_skips_signature_verification(
+    mint: Minter, jwks: dict[str, Any], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = make(jwks, clock)
+    token = mint()
+    assert v.verify(token)["jti"] == "jti-0001"
+    calls = 0
+    original = Verifier._check_signature
+
+    def spy(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        original(*args)
+
+    monkeypatch.setattr(Verifier, "_check_signature", staticmethod(spy))
+    assert v.verify(token)["jti"] == "jti-0001"
+    assert calls == 0  # served from the cache
+    v.verify(mint(good_claims(jti="other")))
+    assert calls == 1
+
+
+def test_cached_claims_cannot_be_mutated(mint: Minter, jwks: dict[str, Any], clock: Clock) -> None:
+    v = make(jwks, clock)
+    token = mint()
+    first = v.verify(token)
+    first["aud"] = "model:other"
+    first["eligibility"]["assurance"] = "IAL3"
+    second = v.verify(token)
+    second["eligibility"]["policy"] = "x"
+    assert v.verify(token) == good_claims()
+
+
+def test_expired_cached_token_rejected(mint: Minter, jwks: dict[str, Any], clock: Clock) -> None:
+    v = make(jwks, clock, leeway=5)
+    token = mint()  # exp = NOW + 600
+    v.verify(token)
+    clock.t = NOW + 600 + 4
+    assert v.verify(token)["jti"] == "jti-0001"  # within leeway
+    clock.t = NOW + 600 + 5
+    with pytest.raises(InvalidToken) as info:
+        v.verify(token)
+    assert info.value.code == "expired"
+
+
+def test_cached_token_rejected_when_clock_goes_back(
+    mint: Minter, jwks: dict[str, Any], clock: Clock
+) -> None:
+    v = make(jwks, clock)
+    token = mint()
+    v.verify(token)
+    clock.t = NOW - 100
+    with pytest.raises(InvalidToken) as info:
+        v.verify(token)
+    assert info.value.code == "not_yet_valid"
+
+
+def test_key_removed_from_file_rejects_cached_token(
+    tmp_path: Path, mint: Minter, clock: Clock
+) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [mint.es.jwk, mint.ed.jwk]}))
+    v = make(JWKSFile(path), clock)
+    token = mint()
+    v.verify(token)
+    path.write_text(json.dumps({"keys": [mint.ed.jwk]}))
+    os.utime(path, ns=(10**18, 10**18))
+    with pytest.raises(InvalidToken) as info:
+        v.verify(token)
+    assert info.value.code == "unknown_key"
+
+
+def test_key_replaced_under_same_kid_rejects_cached_token(
+    tmp_path: Path, mint: Minter, clock: Clock
+) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [mint.es.jwk]}))
+    v = make(JWKSFile(path), clock)
+    token = mint()
+    v.verify(token)
+    impostor = {**new_es256().jwk, "kid": mint.es.kid}
+    path.write_text(json.dumps({"keys": [impostor]}))
+    os.utime(path, ns=(10**18, 10**18))
+    with pytest.raises(InvalidToken) as info:
+        v.verify(token)
+    assert info.value.code == "bad_signature"
+
+
+def test_cache_is_bounded_lru(mint: Minter, jwks: dict[str, Any], clock: Clock) -> None:
+    source = CountingSource(jwks)
+    v = make(source, clock, cache_size=2)
+    a, b, c = (mint(good_claims(jti=j)) for j in "abc")
+    v.verify(a)
+    v.verify(b)
+    v.verify(a)  # a is now most recent
+    v.verify(c)  # evicts b
+    assert len(v._cache) == 2
+    assert set(v._cache) == {a, c}
+
+
+def test_cache_size_zero_disables(mint: Minter, jwks: dict[str, Any], clock: Clock) -> None:
+    v = make(jwks, clock, cache_size=0)
+    token = mint()
+    v.verify(token)
+    v.verify(token)
+    assert len(v._cache) == 0
+
+
+def test_refused_tokens_are_not_cached(mint: Minter, jwks: dict[str, Any], clock: Clock) -> None:
+    v = make(jwks, clock)
+    bound = mint(good_claims(cnf={"jkt": "abc"}))
+    for _ in range(2):
+        with pytest.raises(InvalidToken) as info:
+            v.verify(bound)
+        assert info.value.code == "binding_required"
+    assert len(v._cache) == 0
