@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from verify_helpers import (
     DROP,
     ISSUER,
     Clock,
+    JWKSServer,
     Minter,
     SigningKey,
     new_ed25519,
@@ -53,3 +55,10 @@ def clock() -> Clock:
 @pytest.fixture
 def verifier(jwks: dict[str, Any], clock: Clock) -> Verifier:
     return Verifier(issuer=ISSUER, audience=AUDIENCE, keys=StaticJWKS(jwks), now=clock)
+
+
+@pytest.fixture
+def server() -> Iterator[JWKSServer]:
+    srv = JWKSServer()
+    yield srv
+    srv.close()

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from verify_helpers import AUDIENCE, ISSUER, NOW, Clock, Minter, b64url, good_claims, new_es256
+from verify_helpers import (
+    AUDIENCE,
+    ISSUER,
+    NOW,
+    Clock,
+    JWKSServer,
+    Minter,
+    b64url,
+    good_claims,
+    new_es256,
+)
 
 from attest.verify import InvalidToken, JWKSFile, RemoteJWKS, StaticJWKS, Verifier
 
@@ -168,60 +176,6 @@ def test_jwks_file_missing_or_invalid_fails_closed(
 
 
 # --- RemoteJWKS ----------------------------------------------------------------------
-
-
-class JWKSServer:
-    """A real HTTP server on 127.0.0.1 serving a mutable JWKS and counting requests."""
-
-    def __init__(self) -> None:
-        self.doc: dict[str, Any] = {"keys": []}
-        self.cache_control: str | None = "max-age=300"
-        self.mode = "ok"  # ok | error | garbage
-        self.hits = 0
-        self.gate = threading.Event()
-        self.gate.set()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits += 1
-                server.gate.wait(5)
-                if server.mode == "error":
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                body = (
-                    b"<html>oops" if server.mode == "garbage" else json.dumps(server.doc).encode()
-                )
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                if server.cache_control is not None:
-                    self.send_header("Cache-Control", server.cache_control)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.gate.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server() -> Iterator[JWKSServer]:
-    srv = JWKSServer()
-    yield srv
-    srv.close()
 
 
 def remote_verifier(server: JWKSServer, clock: Clock, **kwargs: Any) -> Verifier:
