@@ -200,8 +200,16 @@ def validate_policy_document(doc: object) -> dict[str, Any]:
 
 
 def policy_digest(doc: Mapping[str, Any]) -> str:
-    """Lowercase hex SHA-256 of the RFC 8785 (JCS) canonical form of the document."""
-    return hashlib.sha256(rfc8785.dumps(doc)).hexdigest()
+    """Lowercase hex SHA-256 of the RFC 8785 (JCS) canonical form of the document.
+
+    Raises PolicyDocumentError when the document has no canonical form (a float that is
+    not finite, an integer beyond 2**53, a non-string key): such a document is not JSON.
+    """
+    try:
+        canonical = rfc8785.dumps(dict(doc))
+    except rfc8785.CanonicalizationError as exc:
+        raise PolicyDocumentError("$", f"no RFC 8785 canonical form: {exc}") from exc
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def builtin_policies() -> list[dict[str, Any]]:

@@ -233,9 +233,9 @@ def evaluate(
     _require_aware("now", now)
     document = validate_policy_document(policy)
     evaluator = _Evaluator(facts, now)
-    root_level = document.get("min_assurance", ASSURANCE_LEVELS[0])
-    scope = _Scope(assurance_rank(root_level), None, root_level, None)
-    scope = evaluator.tighten(scope, document)
+    # The document-level limits are the outermost scope; IAL1 when none is given.
+    lowest = ASSURANCE_LEVELS[0]
+    scope = evaluator.tighten(_Scope(assurance_rank(lowest), None, lowest, None), document)
     outcome = evaluator.rule(document["rule"], "$.rule", scope)
     reasons = outcome.reasons
     if revoked:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import types
 from typing import Any
 
 import jsonschema
@@ -73,6 +74,19 @@ def test_digest_ignores_key_order_and_whitespace() -> None:
     reordered["rule"] = dict(reversed(list(reordered["rule"].items())))
     assert list(reordered) != list(doc)
     assert policy_digest(reordered) == policy_digest(doc)
+
+
+def test_digest_refuses_what_has_no_canonical_form() -> None:
+    with pytest.raises(PolicyDocumentError) as info:
+        policy_digest({"name": "x", "version": 2**60})
+    assert info.value.path == "$"
+    with pytest.raises(PolicyDocumentError):
+        policy_digest({"name": "x", "weight": float("nan")})
+
+
+def test_digest_accepts_any_mapping() -> None:
+    doc = builtin_policies()[0]
+    assert policy_digest(types.MappingProxyType(doc)) == policy_digest(doc)
 
 
 def test_digest_changes_with_content() -> None:
