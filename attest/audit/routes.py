@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from litestar import Request, get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from attest.audit import repository
 from attest.errors import NotFound, UnprocessableInput
@@ -50,12 +50,12 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 @get("/v1/audit/events", guards=[requires("audit:read")])
 async def list_audit_events(
     request: Request[Any, Any, Any],
-    event_type: Annotated[str | None, Parameter(query="type", max_length=64)] = None,
-    subject_id: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    cursor: Annotated[int, Parameter(ge=0, le=2**62)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    event_type: Annotated[str | None, QueryParameter(name="type", max_length=64)] = None,
+    subject_id: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    cursor: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     client = current_client(request)
     ctx = app_context(request)
@@ -76,7 +76,7 @@ async def list_audit_events(
 
 
 @get("/v1/audit/attestations/{jti:str}", guards=[requires("audit:read")])
-async def read_attestation(request: Request[Any, Any, Any], jti: str) -> dict[str, Any]:
+async def read_attestation(request: Request[Any, Any, Any], jti: FromPath[str]) -> dict[str, Any]:
     client = current_client(request)
     ctx = app_context(request)
     async with ctx.pool.acquire() as conn:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.params import JSONBody
 
 from attest.audit import repository as audit
 from attest.clients import repository
@@ -26,7 +27,9 @@ class CreateClient(Body):
 
 
 @post("/v1/clients", guards=[requires("clients:admin")], status_code=201)
-async def create_client(request: Request[Any, Any, Any], data: CreateClient) -> Response[Any]:
+async def create_client(
+    request: Request[Any, Any, Any], data: JSONBody[CreateClient]
+) -> Response[Any]:
     caller = current_client(request)
     unknown = sorted(set(data.scopes) - set(ALL_SCOPES))
     if unknown:

@@ -8,4 +8,4 @@ from asyncpg.pool import PoolConnectionProxy
 __all__ = ["Conn"]
 
 #: A connection, whether opened directly or borrowed from the pool.
-Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"

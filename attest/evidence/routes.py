@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from litestar import Request, Response, post
+from litestar.params import FromPath, JSONBody
 
 from attest.audit import repository as audit
 from attest.errors import Conflict, FourEyesViolation, NotFound, UnprocessableInput
@@ -35,7 +36,7 @@ class Approval(Body):
     "/v1/subjects/{subject_id:str}/evidence", guards=[requires("evidence:write")], status_code=201
 )
 async def submit_evidence(
-    request: Request[Any, Any, Any], subject_id: str, data: SubmitEvidence
+    request: Request[Any, Any, Any], subject_id: FromPath[str], data: JSONBody[SubmitEvidence]
 ) -> Response[Any]:
     client = current_client(request)
     ctx = app_context(request)
@@ -97,7 +98,9 @@ async def submit_evidence(
 
 @post("/v1/evidence/{evidence_id:str}/approvals", guards=[requires("evidence:review")])
 async def approve_evidence(
-    request: Request[Any, Any, Any], evidence_id: str, data: Approval | None = None
+    request: Request[Any, Any, Any],
+    evidence_id: FromPath[str],
+    data: JSONBody[Approval | None] = None,
 ) -> Response[Any]:
     client = current_client(request)
     ctx = app_context(request)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 from litestar import Request, Response, get, post, put
+from litestar.params import FromPath, JSONBody
 
 from attest.audit import repository as audit
 from attest.errors import Conflict, NotFound, UnprocessableInput
@@ -64,7 +65,7 @@ def audience_view(row: asyncpg.Record) -> dict[str, Any]:
 
 
 @get("/v1/policies/{name:str}", guards=[requires("policies:read")])
-async def read_policy(request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+async def read_policy(request: Request[Any, Any, Any], name: FromPath[str]) -> dict[str, Any]:
     ctx = app_context(request)
     async with ctx.pool.acquire() as conn:
         row = await repository.latest_policy(conn, name)
@@ -81,7 +82,7 @@ async def read_policy(request: Request[Any, Any, Any], name: str) -> dict[str, A
 
 @get("/v1/policies/{name:str}/versions/{version:int}", guards=[requires("policies:read")])
 async def read_policy_version(
-    request: Request[Any, Any, Any], name: str, version: int
+    request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[int]
 ) -> dict[str, Any]:
     ctx = app_context(request)
     async with ctx.pool.acquire() as conn:
@@ -93,7 +94,7 @@ async def read_policy_version(
 
 @put("/v1/policies/{name:str}", guards=[requires("policies:write")])
 async def publish_policy(
-    request: Request[Any, Any, Any], name: str, data: dict[str, Any]
+    request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[dict[str, Any]]
 ) -> Response[Any]:
     """Publish the next version. The body is the document; its version is the next one."""
     client = current_client(request)
@@ -139,7 +140,7 @@ async def publish_policy(
 
 @post("/v1/policies/{name:str}/evaluate", guards=[requires("policies:read")], status_code=200)
 async def evaluate_policy(
-    request: Request[Any, Any, Any], name: str, data: EvaluateRequest
+    request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[EvaluateRequest]
 ) -> dict[str, Any]:
     """Dry run: the decision and every reason; nothing is issued or recorded."""
     client = current_client(request)
@@ -172,7 +173,7 @@ async def evaluate_policy(
 
 
 @get("/v1/audiences/{audience:str}", guards=[requires("audiences:read")])
-async def read_audience(request: Request[Any, Any, Any], audience: str) -> dict[str, Any]:
+async def read_audience(request: Request[Any, Any, Any], audience: FromPath[str]) -> dict[str, Any]:
     ctx = app_context(request)
     async with ctx.pool.acquire() as conn:
         row = await repository.get_audience(conn, audience)
@@ -183,7 +184,7 @@ async def read_audience(request: Request[Any, Any, Any], audience: str) -> dict[
 
 @put("/v1/audiences/{audience:str}", guards=[requires("audiences:write")])
 async def update_audience(
-    request: Request[Any, Any, Any], audience: str, data: AudienceBody
+    request: Request[Any, Any, Any], audience: FromPath[str], data: JSONBody[AudienceBody]
 ) -> Response[Any]:
     client = current_client(request)
     ctx = app_context(request)

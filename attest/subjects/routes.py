@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 from litestar import Request, Response, get, post
+from litestar.params import FromPath, JSONBody
 
 from attest.audit import repository as audit
 from attest.clients.service import Client
@@ -62,7 +63,9 @@ def evidence_view(row: asyncpg.Record) -> dict[str, Any]:
 
 
 @post("/v1/subjects", guards=[requires("subjects:write")])
-async def create_subject(request: Request[Any, Any, Any], data: CreateSubject) -> Response[Any]:
+async def create_subject(
+    request: Request[Any, Any, Any], data: JSONBody[CreateSubject]
+) -> Response[Any]:
     client: Client = current_client(request)
     tenant = target_tenant(client, data.tenant)
     ctx = app_context(request)
@@ -86,7 +89,9 @@ async def create_subject(request: Request[Any, Any, Any], data: CreateSubject) -
 
 
 @get("/v1/subjects/{subject_id:str}", guards=[requires("subjects:read")])
-async def read_subject(request: Request[Any, Any, Any], subject_id: str) -> dict[str, Any]:
+async def read_subject(
+    request: Request[Any, Any, Any], subject_id: FromPath[str]
+) -> dict[str, Any]:
     client = current_client(request)
     ctx = app_context(request)
     async with ctx.pool.acquire() as conn:
@@ -104,7 +109,9 @@ async def read_subject(request: Request[Any, Any, Any], subject_id: str) -> dict
     status_code=201,
 )
 async def revoke_subject(
-    request: Request[Any, Any, Any], subject_id: str, data: Revocation | None = None
+    request: Request[Any, Any, Any],
+    subject_id: FromPath[str],
+    data: JSONBody[Revocation | None] = None,
 ) -> dict[str, Any]:
     client = current_client(request)
     ctx = app_context(request)

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 from litestar import Request, Response, post
+from litestar.params import JSONBody
 
 from attest.audit import repository as audit
 from attest.db import Conn
@@ -75,7 +76,9 @@ def _reason_view(decision: Decision) -> list[dict[str, str]]:
 
 
 @post("/v1/tokens", guards=[requires("tokens:issue")], status_code=201)
-async def issue_token(request: Request[Any, Any, Any], data: TokenRequest) -> Response[Any]:
+async def issue_token(
+    request: Request[Any, Any, Any], data: JSONBody[TokenRequest]
+) -> Response[Any]:
     client = current_client(request)
     ctx = app_context(request)
     if (data.subject_id is None) == (data.external_ref is None):

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-class InvalidToken(Exception):  # noqa: N818 - the public name is fixed by DESIGN.md
+class InvalidToken(Exception):
     """A token was refused. ``code`` is a stable, machine-readable reason."""
 
     code: str = "invalid_token"

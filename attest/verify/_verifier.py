@@ -169,6 +169,8 @@ class Verifier:
     # -- internals -----------------------------------------------------------------------
 
     def _verify(self, token: str, now: float, *, fetch: bool) -> dict[str, Any]:
+        if not isinstance(token, str):
+            raise e.MalformedToken("token must be a str")
         if self.cache_size:
             hit = self._cache_get(token, now, fetch=fetch)
             if hit is not None:
@@ -215,9 +217,7 @@ class Verifier:
     def _verify_uncached(
         self, token: str, now: float, *, fetch: bool
     ) -> tuple[dict[str, Any], str, VerificationKey]:
-        # RFC 8725 3.x / DESIGN: cap the size before any decoding.
-        if not isinstance(token, str):
-            raise e.MalformedToken("token must be a str")
+        # DESIGN "Verifier": cap the size before any decoding (bounded work per token).
         if len(token) > MAX_TOKEN_BYTES:
             raise e.TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
         # RFC 7515 7.1: compact serialization, three base64url segments, ASCII only.
