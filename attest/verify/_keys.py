@@ -11,12 +11,14 @@ import re
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ._errors import KeySourceUnavailable
 
@@ -49,6 +51,9 @@ class VerificationKey:
     # The public coordinates; two keys are "the same key" when these are equal.
     fingerprint: tuple[str, ...]
     public_key: ec.EllipticCurvePublicKey | Ed25519PublicKey = field(compare=False)
+    # verify(signature, signing_input) raises InvalidSignature; signature is the 64-byte JOSE
+    # form (RFC 7518 3.4 R || S for ES256, RFC 8037 3.1 for EdDSA).
+    verify: Callable[[bytes, bytes], None] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +185,23 @@ def _admit(jwk: Mapping[str, Any]) -> VerificationKey:
     # RFC 8725 3.1: the key fixes its algorithm; a declared alg must agree with the key type.
     if "alg" in jwk and jwk["alg"] != alg:
         raise ValueError(f"alg {jwk['alg']!r} does not match a {kty} {crv} key")
-    return VerificationKey(kid=kid, alg=alg, fingerprint=fingerprint, public_key=key)
+    verify = _es256_verifier(key) if isinstance(key, ec.EllipticCurvePublicKey) else key.verify
+    return VerificationKey(kid=kid, alg=alg, fingerprint=fingerprint, public_key=key, verify=verify)
+
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+def _es256_verifier(key: ec.EllipticCurvePublicKey) -> Callable[[bytes, bytes], None]:
+    ec_verify = key.verify
+    from_bytes = int.from_bytes
+
+    def verify(signature: bytes, signing_input: bytes) -> None:
+        # RFC 7518 3.4: R || S (32 bytes each, big-endian) -> DER for OpenSSL.
+        der = encode_dss_signature(from_bytes(signature[:32]), from_bytes(signature[32:]))
+        ec_verify(der, signing_input, _ECDSA_SHA256)
+
+    return verify
 
 
 def parse_jwks(document: object) -> KeySet:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
+import functools
 import json
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -13,10 +13,6 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from . import _errors as e
 from ._keys import KeySource, NeedsFetchError, StaticJWKS, VerificationKey
@@ -37,8 +33,6 @@ _ALGORITHMS = frozenset({"ES256", "EdDSA"})
 _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256")
 _REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "eligibility")
 _MAX_NUMERIC_DATE = 2**40
-_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 class _DuplicateMemberError(ValueError):
@@ -58,24 +52,44 @@ def _no_constants(name: str) -> Any:
 
 # RFC 8259 4 says names SHOULD be unique; RFC 7515 5.2 step 4 lets us reject duplicates.
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+# the C scanner json uses internally (not in typeshed)
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SEXTET = {c: i for i, c in enumerate(_ALPHABET)}
+# base64url -> base64 for binascii's strict decoder; "+" and "/" (not base64url) become "!",
+# which the strict decoder refuses, as it refuses every other non-alphabet character.
+_URL_TO_STD = bytes.maketrans(b"-_+/", b"+/!!")
+_PAD = ("", "", "==", "=")
 
 
 def _b64decode(segment: str) -> bytes:
-    # RFC 7515 2 / RFC 7515 7.1: base64url without padding; the alphabet is already checked.
-    # Non-canonical encodings (stray trailing bits, length % 4 == 1) are refused so a
-    # token has exactly one spelling.
-    if len(segment) % 4 == 1:
-        raise e.MalformedToken("bad base64url segment length")
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
+    # RFC 7515 2 / 7.1: base64url without padding. A token has exactly one spelling: refuse
+    # a length of 1 mod 4, stray trailing bits (RFC 4648 3.5) and any non-alphabet char.
+    rem = len(segment) % 4
+    if rem == 1 or not segment.isascii():
+        raise e.MalformedToken("bad base64url segment")
+    if rem and _SEXTET.get(segment[-1], 1) & (0x0F if rem == 2 else 0x03):
         raise e.MalformedToken("non-canonical base64url")
-    return raw
+    try:
+        return binascii.a2b_base64(
+            segment.encode("ascii").translate(_URL_TO_STD) + _PAD[rem].encode(), strict_mode=True
+        )
+    except binascii.Error as exc:
+        raise e.MalformedToken("bad base64url segment") from exc
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     # RFC 7515 5.2 steps 3-4 / RFC 7519 7.2 steps 4 and 10: UTF-8 JSON object.
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        try:  # fast path: the C scanner over the whole text, no surrounding whitespace
+            value, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # anything unusual: the full decoder decides (and explains)
+            value = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError/JSONDecodeError too
         raise e.MalformedToken(f"{what} is not UTF-8 JSON without duplicates") from exc
     if not isinstance(value, dict):
@@ -96,6 +110,37 @@ def _nonempty_str(container: Mapping[str, Any], name: str, where: str = "") -> s
     if not isinstance(value, str) or not value:
         raise e.InvalidClaim(f"{where}{name} must be a non-empty string")
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_header(header_b64: str) -> tuple[str, str]:
+    """Decode and check a header segment; returns (alg, kid).
+
+    A pure function of the segment, memoised: an issuer's tokens share a few headers.
+    Refusals raise (and exceptions are never memoised).
+    """
+    header = _json_object(_b64decode(header_b64), "header")
+    # RFC 7515 4.1.11 / RFC 8725 3.10: we understand no extension; any crit is refused.
+    if "crit" in header:
+        raise e.ForbiddenHeader("crit header is not accepted")
+    # RFC 8725 3.10 / RFC 7515 4.1.2-4.1.8: header-supplied keys are never trusted.
+    for name in _FORBIDDEN_HEADERS:
+        if name in header:
+            raise e.ForbiddenHeader(f"{name} header is not accepted")
+    # RFC 8725 3.11 (explicit typing): typ must be exactly elig+jwt.
+    if header.get("typ") != TOKEN_TYPE:
+        raise e.WrongType(f"typ must be {TOKEN_TYPE!r}")
+    # RFC 8725 3.1 / 2.1: allow-list; "none" and HMAC algorithms never pass.
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in _ALGORITHMS:
+        raise e.UnsupportedAlgorithm("alg must be ES256 or EdDSA")
+    # RFC 7515 4.1.4: kid selects the key; no kid means no key we can use.
+    kid = header.get("kid")
+    if kid is None:
+        raise e.UnknownKey("no kid header")
+    if not isinstance(kid, str):
+        raise e.MalformedToken("kid must be a string")
+    return alg, kid
 
 
 class _Entry(NamedTuple):
@@ -220,13 +265,13 @@ class Verifier:
         # DESIGN "Verifier": cap the size before any decoding (bounded work per token).
         if len(token) > MAX_TOKEN_BYTES:
             raise e.TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
-        # RFC 7515 7.1: compact serialization, three base64url segments, ASCII only.
-        match = _COMPACT.fullmatch(token) if token.isascii() else None
-        if match is None:
+        # RFC 7515 7.1: compact serialization, three non-empty base64url segments, ASCII.
+        segments = token.split(".")
+        if len(segments) != 3 or not all(segments) or not token.isascii():
             raise e.MalformedToken("not a compact JWS of three base64url segments")
-        header_b64, payload_b64, signature_b64 = match.groups()
-        header = _json_object(_b64decode(header_b64), "header")
-        key = self._check_header(header, now, fetch=fetch)
+        header_b64, payload_b64, signature_b64 = segments
+        alg, kid = _parse_header(header_b64)
+        key = self._find_key(alg, kid, now, fetch=fetch)
 
         # RFC 7515 5.2 step 8: verify the signature over ASCII(header.payload) with the key.
         signature = _b64decode(signature_b64)
@@ -238,27 +283,7 @@ class Verifier:
         self._check_claims(claims, now)
         return claims, payload_json.decode("utf-8"), key
 
-    def _check_header(self, header: dict[str, Any], now: float, *, fetch: bool) -> VerificationKey:
-        # RFC 7515 4.1.11 / RFC 8725 3.10: we understand no extension; any crit is refused.
-        if "crit" in header:
-            raise e.ForbiddenHeader("crit header is not accepted")
-        # RFC 8725 3.10 / RFC 7515 4.1.2-4.1.8: header-supplied keys are never trusted.
-        for name in _FORBIDDEN_HEADERS:
-            if name in header:
-                raise e.ForbiddenHeader(f"{name} header is not accepted")
-        # RFC 8725 3.11 (explicit typing): typ must be exactly elig+jwt.
-        if header.get("typ") != TOKEN_TYPE:
-            raise e.WrongType(f"typ must be {TOKEN_TYPE!r}")
-        # RFC 8725 3.1 / 2.1: allow-list; "none" and HMAC algorithms never pass.
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in _ALGORITHMS:
-            raise e.UnsupportedAlgorithm("alg must be ES256 or EdDSA")
-        # RFC 7515 4.1.4: kid selects the key; no kid means no key we can use.
-        kid = header.get("kid")
-        if kid is None:
-            raise e.UnknownKey("no kid header")
-        if not isinstance(kid, str):
-            raise e.MalformedToken("kid must be a string")
+    def _find_key(self, alg: str, kid: str, now: float, *, fetch: bool) -> VerificationKey:
         key = self.keys.get(kid, now, fetch=fetch)  # may raise NeedsFetchError (async path)
         if key is None:
             raise e.UnknownKey("no admitted key with this kid")
@@ -269,23 +294,12 @@ class Verifier:
 
     @staticmethod
     def _check_signature(key: VerificationKey, signature: bytes, signing_input: bytes) -> None:
-        public_key = key.public_key
+        # RFC 7515 5.2 step 8 with RFC 7518 3.4 (ES256: R || S, 64 bytes) or RFC 8037 3.1
+        # (Ed25519, 64 bytes); the key's own verify function does the conversion and check.
+        if len(signature) != 64:
+            raise e.BadSignature("signature must be 64 bytes")
         try:
-            if isinstance(public_key, ec.EllipticCurvePublicKey):
-                # RFC 7518 3.4: ES256 signature is R || S, 32 bytes each, big-endian.
-                if len(signature) != 64:
-                    raise e.BadSignature("ES256 signature must be 64 bytes")
-                der = encode_dss_signature(
-                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-                )
-                public_key.verify(der, signing_input, _ECDSA_SHA256)
-            elif isinstance(public_key, Ed25519PublicKey):
-                # RFC 8037 3.1: Ed25519 signature, 64 bytes.
-                if len(signature) != 64:
-                    raise e.BadSignature("EdDSA signature must be 64 bytes")
-                public_key.verify(signature, signing_input)
-            else:  # pragma: no cover - admission only creates the two types above
-                raise e.UnsupportedAlgorithm("unsupported key type")
+            key.verify(signature, signing_input)
         except (InvalidSignature, ValueError, TypeError, OverflowError) as exc:
             raise e.BadSignature("signature does not verify") from exc
 
