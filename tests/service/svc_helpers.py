@@ -1,0 +1,128 @@
+"""Small helpers shared by the service test modules (problem checks, audit reads, evidence)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from support import US_PASSPORT, LiveServer
+
+from attest.verify import StaticJWKS, Verifier
+
+PROBLEM = "application/problem+json"
+TYPE_PREFIX = "urn:attest:problem:"
+
+LPR_CARD = {
+    "type": "manual_review",
+    "document_type": "permanent_resident_card",
+    "attributes": {"citizenship": ["MX"], "us_person_status": "lawful_permanent_resident"},
+    "assurance": "IAL2",
+}
+
+
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """An RFC 9457 problem with the given status (and stable code, when given)."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    body: dict[str, Any] = response.json()
+    assert isinstance(body, dict)
+    assert body["status"] == status
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["type"], str)
+    assert body["type"].startswith(TYPE_PREFIX)
+    if code is not None:
+        assert body["type"] == TYPE_PREFIX + code, body
+    return body
+
+
+def events(admin: httpx.Client, **filters: Any) -> list[dict[str, Any]]:
+    """Every audit event matching the filters, following next_cursor."""
+    params = {k: v for k, v in filters.items() if v is not None}
+    params.setdefault("limit", 1000)
+    found: list[dict[str, Any]] = []
+    while True:
+        response = admin.get("/v1/audit/events", params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        found.extend(body["events"])
+        if body["next_cursor"] is None:
+            return found
+        params["cursor"] = body["next_cursor"]
+
+
+def event_types(admin: httpx.Client, subject_id: str) -> list[str]:
+    return [e["type"] for e in events(admin, subject_id=subject_id)]
+
+
+def submit(client: httpx.Client, subject_id: str, evidence: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(f"/v1/subjects/{subject_id}/evidence", json=evidence)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def approved_subject(
+    operator: httpx.Client,
+    reviewer: httpx.Client,
+    onboard: Callable[..., dict[str, Any]],
+    evidence: dict[str, Any],
+) -> dict[str, Any]:
+    subject = onboard()
+    submitted = submit(operator, subject["id"], evidence)
+    assert submitted["status"] == "pending_approval"
+    approved = reviewer.post(f"/v1/evidence/{submitted['id']}/approvals", json={})
+    assert approved.status_code == 200, approved.text
+    return subject
+
+
+def token_for(client: httpx.Client, subject_id: str, audience: str, **extra: Any) -> httpx.Response:
+    return client.post("/v1/tokens", json={"subject_id": subject_id, "audience": audience, **extra})
+
+
+def jwks(live: LiveServer) -> dict[str, Any]:
+    document: dict[str, Any] = httpx.get(live.base_url + "/.well-known/jwks.json").json()
+    return document
+
+
+def verifier(live: LiveServer, audience: str) -> Verifier:
+    return Verifier(issuer=live.settings.issuer, audience=audience, keys=StaticJWKS(jwks(live)))
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def rfc7638(jwk: dict[str, Any]) -> str:
+    members = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}[jwk["kty"]]
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+__all__ = [
+    "LPR_CARD",
+    "PROBLEM",
+    "US_PASSPORT",
+    "approved_subject",
+    "assert_problem",
+    "b64url",
+    "event_types",
+    "events",
+    "jwks",
+    "rfc7638",
+    "submit",
+    "token_for",
+    "unique",
+    "verifier",
+]
