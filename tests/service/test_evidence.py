@@ -197,6 +197,9 @@ def test_wrong_shapes_are_400_problems(
     assert event_types(admin, subject["id"]) == ["subject.onboarded"]
 
 
+MISSING = "00000000-0000-4000-8000-000000000000"
+
+
 def test_evidence_for_unknown_subject_is_404(operator: httpx.Client) -> None:
     assert_problem(
         operator.post(
