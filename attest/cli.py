@@ -34,6 +34,15 @@ def _serve(args: argparse.Namespace) -> int:
     from attest.app import create_app  # noqa: PLC0415
 
     settings = _settings(args)
+    if not settings.embedded:
+        # Checked before serving so the message is one line, not a start-up traceback.
+        from attest.settings import SettingsError  # noqa: PLC0415
+
+        for name in ("keystore_passphrase", "pairwise_secret"):
+            if not getattr(settings, name):
+                raise SettingsError(
+                    f"ATTEST_{name.upper()} must be set when ATTEST_DATABASE_URL is set"
+                )
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,0 +1,208 @@
+"""`attest serve` as an operator runs it: a real process, real signals, a real database."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ATTEST = str(Path(sys.executable).parent / "attest")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Serve:
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [ATTEST, "serve"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output = ""
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.output += self.proc.stdout.read() if self.proc.stdout else ""
+                raise AssertionError(f"attest serve exited early:\n{self.output}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("attest serve did not become ready")
+
+    def stop(self) -> bool:
+        """SIGTERM; True when the service shut down cleanly (lifespan shutdown ran)."""
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=60)
+        self.output += out
+        # uvicorn re-raises the signal after a graceful shutdown, so -SIGTERM is normal.
+        clean_exit = self.proc.returncode in (0, -signal.SIGTERM)
+        return clean_exit and "Application shutdown complete" in self.output
+
+
+def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    env.update(
+        ATTEST_DATA_DIR=str(tmp / "data"),
+        ATTEST_KEYSTORE=str(tmp / "keys"),
+        ATTEST_LOG_LEVEL="INFO",
+    )
+    env.update(extra)
+    return env
+
+
+def _admin_key(output: str) -> str:
+    keys = re.findall(r"attest_[a-z0-9]{16}_[a-z0-9]{52}", output)
+    assert len(keys) == 1, output
+    return keys[0]
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    # The embedded server's socket lives in its data directory: keep the path short.
+    path = Path(tempfile.mkdtemp(prefix="at-"))
+    yield path
+    subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+def test_serve_with_external_database(fresh_database: str, tmp_path: Path) -> None:
+    port = _free_port()
+    env = _env(
+        tmp_path,
+        ATTEST_DATABASE_URL=fresh_database,
+        ATTEST_PORT=str(port),
+        ATTEST_KEYSTORE_PASSPHRASE=secrets.token_urlsafe(24),
+        ATTEST_PAIRWISE_SECRET=secrets.token_urlsafe(24),
+    )
+    first = Serve(env, port)
+    try:
+        first.wait_ready()
+        jwks = httpx.get(first.url + "/.well-known/jwks.json").json()
+    finally:
+        assert first.stop()
+    admin = _admin_key(first.output)
+    assert "embedded PostgreSQL" not in first.output
+    assert not (tmp_path / "data" / "pgdata").exists()
+
+    second = Serve(env, port)
+    try:
+        second.wait_ready()
+        # Same key after a restart; the admin key is printed only the first time.
+        assert httpx.get(second.url + "/.well-known/jwks.json").json() == jwks
+        keys = httpx.get(second.url + "/v1/keys", headers={"Authorization": f"Bearer {admin}"})
+        assert keys.status_code == 200
+        assert [k["state"] for k in keys.json()["keys"]] == ["active"]
+    finally:
+        assert second.stop()
+    assert not re.search(r"attest_[a-z0-9]{16}_[a-z0-9]{52}", second.output)
+    assert admin not in second.output
+
+
+def test_serve_refuses_production_without_secrets(fresh_database: str, tmp_path: Path) -> None:
+    env = _env(tmp_path, ATTEST_DATABASE_URL=fresh_database, ATTEST_PORT=str(_free_port()))
+    result = subprocess.run(
+        [ATTEST, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert "ATTEST_KEYSTORE_PASSPHRASE" in result.stderr
+
+
+def test_serve_embedded_keeps_data_across_restarts_and_stops_postgres(short_tmp: Path) -> None:
+    port = _free_port()
+    from attest.clients.service import generate_key
+
+    key = generate_key().api_key
+    env = _env(short_tmp, ATTEST_PORT=str(port), ATTEST_BOOTSTRAP_ADMIN_KEY=key)
+    first = Serve(env, port)
+    try:
+        first.wait_ready()
+        admin = {"Authorization": f"Bearer {key}"}
+        created = httpx.post(
+            first.url + "/v1/subjects", json={"external_ref": "e-1"}, headers=admin
+        )
+        assert created.status_code == 201
+    finally:
+        assert first.stop()
+    assert "started embedded PostgreSQL" in first.output
+    assert key not in first.output  # a configured admin key is never printed
+    pgdata = short_tmp / "data" / "pgdata"
+    assert (pgdata / "PG_VERSION").exists()
+    # The embedded server was stopped with the service.
+    assert not (pgdata / "postmaster.pid").exists()
+    passphrase = short_tmp / "data" / "keystore_passphrase"
+    assert oct(passphrase.stat().st_mode & 0o777) == "0o600"
+
+    second = Serve(env, port)
+    try:
+        second.wait_ready()
+        again = httpx.get(first.url + f"/v1/subjects/{created.json()['id']}", headers=admin)
+        assert again.status_code == 200
+        assert again.json()["external_ref"] == "e-1"
+    finally:
+        assert second.stop()
+
+
+def test_clients_create_cli_makes_a_working_key(live: object, database_url: str) -> None:
+    env = _env(Path(tempfile.gettempdir()), ATTEST_DATABASE_URL=database_url)
+    result = subprocess.run(
+        [
+            ATTEST,
+            "clients",
+            "create",
+            "--name",
+            "cli",
+            "--tenant",
+            "cli-tenant",
+            "--scopes",
+            "subjects:write,subjects:read",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    key = _admin_key(result.stdout)
+    base = live.base_url  # type: ignore[attr-defined]
+    made = httpx.post(
+        base + "/v1/subjects",
+        json={"external_ref": "via-cli"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert made.status_code == 201
+    assert made.json()["tenant"] == "cli-tenant"
+    bad = subprocess.run(
+        [ATTEST, "clients", "create", "--name", "x", "--scopes", "root:everything"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "unknown scopes" in bad.stderr
