@@ -27,11 +27,14 @@ MAX_LIFETIME = 3600
 TOKEN_TYPE = "elig+jwt"  # noqa: S105 - a media type, not a secret
 #: Assurance levels in increasing order (NIST SP 800-63A IAL1..IAL3).
 ASSURANCE_LEVELS = ("IAL1", "IAL2", "IAL3")
+_ASSURANCE_RANK = {name: rank for rank, name in enumerate(ASSURANCE_LEVELS)}
 _ALGORITHMS = frozenset({"ES256", "EdDSA"})
 # Header parameters that carry or point to a key or certificate (RFC 7515 4.1.3-4.1.8):
 # never used, and a token that carries one is refused (RFC 8725 3.10 spirit).
 _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256")
 _REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "eligibility")
+_REQUIRED_SET = frozenset(_REQUIRED_CLAIMS)
+_N_REQUIRED = len(_REQUIRED_CLAIMS)
 _MAX_NUMERIC_DATE = 2**40
 
 
@@ -94,14 +97,6 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
         raise e.MalformedToken(f"{what} is not UTF-8 JSON without duplicates") from exc
     if not isinstance(value, dict):
         raise e.MalformedToken(f"{what} is not a JSON object")
-    return value
-
-
-def _numeric_date(claims: Mapping[str, Any], name: str) -> int:
-    # RFC 7519 2 NumericDate; our contract narrows it to a JSON integer (not bool/float).
-    value = claims[name]
-    if type(value) is not int or not 0 < value < _MAX_NUMERIC_DATE:
-        raise e.InvalidClaim(f"{name} must be a positive JSON integer")
     return value
 
 
@@ -304,26 +299,34 @@ class Verifier:
             raise e.BadSignature("signature does not verify") from exc
 
     def _check_claims(self, claims: dict[str, Any], now: float) -> None:
-        # RFC 7519 4.1 / DESIGN: every claim of the v1 contract is required.
-        for name in _REQUIRED_CLAIMS:
-            if name not in claims:
-                raise e.MissingClaim(f"missing claim {name}")
-        # RFC 7519 4.1.4-4.1.6: NumericDate, narrowed to positive JSON integers.
-        exp = _numeric_date(claims, "exp")
-        nbf = _numeric_date(claims, "nbf")
-        iat = _numeric_date(claims, "iat")
+        # RFC 7519 4.1 / DESIGN token v1: every claim of the contract is required.
+        if not claims.keys() >= _REQUIRED_SET:
+            missing = next(name for name in _REQUIRED_CLAIMS if name not in claims)
+            raise e.MissingClaim(f"missing claim {missing}")
+        # RFC 7519 4.1.4-4.1.6: NumericDate, narrowed to JSON integers in (0, 2**40); type()
+        # rather than isinstance() so that true/false (bool) are refused.
+        exp, nbf, iat = claims["exp"], claims["nbf"], claims["iat"]
+        if not (
+            type(exp) is int
+            and type(nbf) is int
+            and type(iat) is int
+            and 0 < exp < _MAX_NUMERIC_DATE
+            and 0 < nbf < _MAX_NUMERIC_DATE
+            and 0 < iat < _MAX_NUMERIC_DATE
+        ):
+            raise e.InvalidClaim("exp, nbf and iat must be positive JSON integers")
         # RFC 7519 4.1.1 / RFC 8725 3.8: iss compared as an exact string, no normalisation.
         iss = claims["iss"]
-        if not isinstance(iss, str):
-            raise e.InvalidClaim("iss must be a string")
         if iss != self.issuer:
+            if not isinstance(iss, str):
+                raise e.InvalidClaim("iss must be a string")
             raise e.WrongIssuer("iss is not the configured issuer")
-        # RFC 7519 4.1.3 / RFC 8725 3.9: our tokens carry one audience string; an array
-        # (even one holding ours) is not the v1 format and is refused as invalid_claim.
+        # RFC 7519 4.1.3 / RFC 8725 3.9: v1 tokens carry one audience string; an array (even
+        # one holding ours) is not the v1 format and is refused as invalid_claim.
         aud = claims["aud"]
-        if not isinstance(aud, str):
-            raise e.InvalidClaim("aud must be a single string")
         if aud != self.audience:
+            if not isinstance(aud, str):
+                raise e.InvalidClaim("aud must be a single string")
             raise e.WrongAudience("aud is not the configured audience")
         leeway = self.leeway
         # RFC 7519 4.1.4: reject when exp <= now - leeway.
@@ -341,9 +344,14 @@ class Verifier:
         if exp - iat > MAX_LIFETIME:
             raise e.LifetimeTooLong(f"exp - iat exceeds {MAX_LIFETIME} s")
         # RFC 7519 4.1.2 / 4.1.7: sub and jti are non-empty strings.
-        _nonempty_str(claims, "sub")
-        _nonempty_str(claims, "jti")
+        sub, jti = claims["sub"], claims["jti"]
+        if type(sub) is not str or not sub or type(jti) is not str or not jti:
+            raise e.InvalidClaim("sub and jti must be non-empty strings")
         self._check_eligibility(claims["eligibility"])
+        if len(claims) > _N_REQUIRED:  # optional claims present
+            self._check_optional(claims)
+
+    def _check_optional(self, claims: dict[str, Any]) -> None:
         # IETF OAuth Token Status List: optional reference; its check is a later issue.
         if "status" in claims:
             status = claims["status"]
@@ -362,18 +370,24 @@ class Verifier:
             raise e.BindingRequired("token is bound to a holder key; a DPoP proof is required")
 
     def _check_eligibility(self, eligibility: object) -> None:
-        # DESIGN token v1 "eligibility" object.
-        if not isinstance(eligibility, dict):
+        # DESIGN token v1 "eligibility" object: policy, policy_version, policy_digest, assurance.
+        if type(eligibility) is not dict:
             raise e.InvalidClaim("eligibility must be an object")
-        policy = _nonempty_str(eligibility, "policy", "eligibility.")
+        policy = eligibility.get("policy")
         version = eligibility.get("policy_version")
+        digest = eligibility.get("policy_digest")
+        assurance = eligibility.get("assurance")
+        if type(policy) is not str or not policy:
+            raise e.InvalidClaim("eligibility.policy must be a non-empty string")
         if type(version) is not int or version < 0:
             raise e.InvalidClaim("eligibility.policy_version must be an integer >= 0")
-        _nonempty_str(eligibility, "policy_digest", "eligibility.")
-        assurance = eligibility.get("assurance")
-        if not isinstance(assurance, str) or assurance not in ASSURANCE_LEVELS:
+        if type(digest) is not str or not digest:
+            raise e.InvalidClaim("eligibility.policy_digest must be a non-empty string")
+        rank = _ASSURANCE_RANK.get(assurance) if type(assurance) is str else None
+        if rank is None:
             raise e.InvalidClaim(f"eligibility.assurance must be one of {ASSURANCE_LEVELS}")
+        # Optional verifier policy: allowed policy names and a minimum assurance.
         if self.policies is not None and policy not in self.policies:
             raise e.PolicyNotAllowed("policy not allowed by this verifier")
-        if ASSURANCE_LEVELS.index(assurance) < self._min_rank:
+        if rank < self._min_rank:
             raise e.InsufficientAssurance("assurance below this verifier's minimum")
