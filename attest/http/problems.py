@@ -13,6 +13,7 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -110,6 +111,30 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return problem_response(status, code, title, detail, request.url.path, None, **extensions)
 
 
+def _unstorable_text(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # PostgreSQL text and jsonb cannot hold NUL (SQLSTATE 22021 / 22P05); such a value can
+    # only come from the request (a path segment, a query parameter or a body string).
+    return problem_response(
+        400,
+        "invalid-request",
+        "Invalid request",
+        "The request contains a character the service cannot store (such as NUL).",
+        request.url.path,
+    )
+
+
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[bytes]:
+    # The JSON decoder refuses a body nested past its recursion limit by raising
+    # RecursionError, which the framework lets through; it is bad input, not a failure.
+    return problem_response(
+        400,
+        "malformed-json",
+        "Malformed JSON body",
+        "The request body is nested too deeply.",
+        request.url.path,
+    )
+
+
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     incident = uuid.uuid4().hex
     log.error(
@@ -129,5 +154,8 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 exception_handlers: dict[type[Exception] | int, Any] = {
     AttestError: _attest_error,
     HTTPException: _http_error,
+    asyncpg.CharacterNotInRepertoireError: _unstorable_text,
+    asyncpg.UntranslatableCharacterError: _unstorable_text,
+    RecursionError: _too_deep,
     Exception: _internal_error,
 }
