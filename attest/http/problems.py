@@ -104,8 +104,10 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         errors = _validation_errors(exc.extra)
         if errors:
             extensions["errors"] = errors
-        if "JSON" in detail or "decode" in detail.lower():
-            code, title = "malformed-json", "Malformed JSON body"
+    # Litestar reports an undecodable body as a plain 400 ClientException, not a
+    # ValidationException, so the malformed-JSON type is decided for any 400.
+    if status == 400 and ("JSON" in detail or "decode" in detail.lower()):
+        code, title = "malformed-json", "Malformed JSON body"
     if status == 413:
         detail = "The request body is larger than this service accepts."
     return problem_response(status, code, title, detail, request.url.path, None, **extensions)
