@@ -208,3 +208,26 @@ def test_evidence_for_unknown_subject_is_404(operator: httpx.Client) -> None:
         404,
     )
     assert_problem(operator.post("/v1/subjects/xyz/evidence", json=US_PASSPORT), 404)
+
+
+def test_concurrent_approvals_verify_once(
+    actors: Actors,
+    operator: httpx.Client,
+    admin: httpx.Client,
+    onboard: Callable[..., dict[str, Any]],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    subject = onboard()
+    evidence = submit(operator, subject["id"], US_PASSPORT)
+    keys = [actors.key("evidence:review", name=f"reviewer-{i}") for i in range(6)]
+
+    def approve(key: str) -> httpx.Response:
+        with actors.live.client(key) as http:
+            return http.post(f"/v1/evidence/{evidence['id']}/approvals", json={})
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(approve, keys))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] + [409] * 5, [r.text for r in responses]
+    assert event_types(admin, subject["id"]).count("evidence.approved") == 1

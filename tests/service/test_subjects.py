@@ -177,3 +177,24 @@ def test_external_ref_lookup_is_per_tenant(
     assert own.status_code == 201
     assert own.json()["id"] != eligible_subject["id"]
     assert_problem(intruder.post("/v1/tokens", json=ask), 403, "not-eligible")
+
+
+def test_concurrent_onboarding_makes_one_subject(
+    actors: Actors, admin: httpx.Client, tenant: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ref = unique("race")
+    key = actors.key("subjects:write")
+
+    def post(_: int) -> httpx.Response:
+        with actors.live.client(key) as http:
+            return http.post("/v1/subjects", json={"external_ref": ref})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(post, range(8)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * 7 + [201], [r.text for r in responses]
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 1
+    assert event_types(admin, ids.pop()).count("subject.onboarded") == 1
