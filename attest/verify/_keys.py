@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ._errors import KeySourceUnavailable
 
@@ -192,14 +191,26 @@ def _admit(jwk: Mapping[str, Any]) -> VerificationKey:
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
+def _der_integer(value: bytes) -> bytes:
+    # X.690 8.3: minimal big-endian two's complement; a leading 0 keeps it positive.
+    value = value.lstrip(b"\x00")
+    if not value or value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + len(value).to_bytes(1, "big") + value
+
+
+def _jose_to_der(signature: bytes) -> bytes:
+    """ECDSA-Sig-Value (RFC 3279 2.2.3) from a 64-byte R || S; lengths stay below 128."""
+    body = _der_integer(signature[:32]) + _der_integer(signature[32:])
+    return b"\x30" + len(body).to_bytes(1, "big") + body
+
+
 def _es256_verifier(key: ec.EllipticCurvePublicKey) -> Callable[[bytes, bytes], None]:
     ec_verify = key.verify
-    from_bytes = int.from_bytes
 
     def verify(signature: bytes, signing_input: bytes) -> None:
         # RFC 7518 3.4: R || S (32 bytes each, big-endian) -> DER for OpenSSL.
-        der = encode_dss_signature(from_bytes(signature[:32]), from_bytes(signature[32:]))
-        ec_verify(der, signing_input, _ECDSA_SHA256)
+        ec_verify(_jose_to_der(signature), signing_input, _ECDSA_SHA256)
 
     return verify
 

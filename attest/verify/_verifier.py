@@ -266,37 +266,27 @@ class Verifier:
             raise e.MalformedToken("not a compact JWS of three base64url segments")
         header_b64, payload_b64, signature_b64 = segments
         alg, kid = _parse_header(header_b64)
-        key = self._find_key(alg, kid, now, fetch=fetch)
-
-        # RFC 7515 5.2 step 8: verify the signature over ASCII(header.payload) with the key.
-        signature = _b64decode(signature_b64)
-        signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
-        self._check_signature(key, signature, signing_input)
-
-        payload_json = _b64decode(payload_b64)
-        claims = _json_object(payload_json, "payload")
-        self._check_claims(claims, now)
-        return claims, payload_json.decode("utf-8"), key
-
-    def _find_key(self, alg: str, kid: str, now: float, *, fetch: bool) -> VerificationKey:
         key = self.keys.get(kid, now, fetch=fetch)  # may raise NeedsFetchError (async path)
         if key is None:
             raise e.UnknownKey("no admitted key with this kid")
         # RFC 8725 3.1: the key decides the algorithm; the token's alg must agree with it.
         if alg != key.alg:
             raise e.UnsupportedAlgorithm("alg is not the algorithm of the key named by kid")
-        return key
 
-    @staticmethod
-    def _check_signature(key: VerificationKey, signature: bytes, signing_input: bytes) -> None:
-        # RFC 7515 5.2 step 8 with RFC 7518 3.4 (ES256: R || S, 64 bytes) or RFC 8037 3.1
-        # (Ed25519, 64 bytes); the key's own verify function does the conversion and check.
+        # RFC 7515 5.2 step 8: verify the signature over ASCII(header.payload) with the key
+        # (RFC 7518 3.4: ES256 is R || S, 64 bytes; RFC 8037 3.1: Ed25519, 64 bytes).
+        signature = _b64decode(signature_b64)
         if len(signature) != 64:
             raise e.BadSignature("signature must be 64 bytes")
         try:
-            key.verify(signature, signing_input)
+            key.verify(signature, token[: len(header_b64) + 1 + len(payload_b64)].encode())
         except (InvalidSignature, ValueError, TypeError, OverflowError) as exc:
             raise e.BadSignature("signature does not verify") from exc
+
+        payload_json = _b64decode(payload_b64)
+        claims = _json_object(payload_json, "payload")
+        self._check_claims(claims, now)
+        return claims, payload_json.decode("utf-8"), key
 
     def _check_claims(self, claims: dict[str, Any], now: float) -> None:
         # RFC 7519 4.1 / DESIGN token v1: every claim of the contract is required.
