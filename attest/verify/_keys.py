@@ -9,6 +9,7 @@ import math
 import os
 import re
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -342,6 +343,8 @@ class RemoteJWKS:
       ``min_ttl``; no directive gives ``default_ttl`` (seconds).
     - An unknown ``kid`` triggers a refetch at most once per ``unknown_kid_refetch_interval``.
     - Concurrent fetches are coalesced behind one lock: one request serves all waiters.
+    - Refreshes are conditional (``If-None-Match`` with the last ``ETag``); a 304 keeps the
+      current set for another TTL.
     - When a refresh fails or returns garbage, the last good set is kept for at most
       ``stale_for`` seconds past its expiry (retrying every ``unknown_kid_refetch_interval``);
       after that, and before any successful fetch, verification fails closed with
@@ -376,6 +379,7 @@ class RemoteJWKS:
         self._usable_until = -math.inf  # fail closed from this time
         self._next_attempt = -math.inf  # back-off after a failed fetch
         self._last_kid_refetch = -math.inf
+        self._etag: str | None = None
 
     @property
     def rejected(self) -> list[tuple[str | None, str]]:
@@ -410,31 +414,44 @@ class RemoteJWKS:
             if self._set is not None and now < self._fresh_until:
                 self._last_kid_refetch = now  # an unknown-kid refetch: rate-limit it
             try:
-                raw, cache_control = self._download()
-                key_set = parse_jwks(_load_json(raw))
+                raw, cache_control, etag = self._download()
+                # 304 Not Modified (RFC 9110 15.4.5) revalidates the set we hold; we only
+                # send If-None-Match while holding one.
+                key_set = parse_jwks(_load_json(raw)) if raw is not None else self._set
             except (OSError, ValueError, RecursionError) as exc:
                 # urllib's URLError/HTTPError and socket timeouts are OSErrors.
                 logger.warning("JWKS fetch from %s failed: %s", self.url, exc)
                 self._next_attempt = now + self.unknown_kid_refetch_interval
                 return
+            if key_set is None:  # a 304 we did not ask for
+                logger.warning("JWKS fetch from %s: unexpected 304", self.url)
+                self._next_attempt = now + self.unknown_kid_refetch_interval
+                return
             ttl = self._ttl(cache_control)
             self._set = key_set
+            if raw is not None:
+                self._etag = etag
             self._fresh_until = now + ttl
             self._usable_until = now + ttl + self.stale_for
             self._next_attempt = -math.inf
 
-    def _download(self) -> tuple[bytes, str | None]:
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            self.url,
-            headers={
-                "Accept": "application/jwk-set+json, application/json",
-                "User-Agent": "attest-verify",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-            raw: bytes = response.read(MAX_JWKS_BYTES + 1)
-            cache_control: str | None = response.headers.get("Cache-Control")
-        return raw, cache_control
+    def _download(self) -> tuple[bytes | None, str | None, str | None]:
+        """GET the JWKS: (body or None on 304, Cache-Control, ETag)."""
+        headers = {
+            "Accept": "application/jwk-set+json, application/json",
+            "User-Agent": "attest-verify",
+        }
+        if self._etag is not None and self._set is not None:
+            headers["If-None-Match"] = self._etag  # RFC 9110 13.1.2
+        request = urllib.request.Request(self.url, headers=headers)  # noqa: S310 - see __init__
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                raw: bytes = response.read(MAX_JWKS_BYTES + 1)
+                return raw, response.headers.get("Cache-Control"), response.headers.get("ETag")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 304:
+                return None, exc.headers.get("Cache-Control"), None
+            raise
 
     def _ttl(self, cache_control: str | None) -> float:
         if cache_control:

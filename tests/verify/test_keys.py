@@ -290,6 +290,20 @@ def test_outage_keeps_last_good_keys_then_fails_closed(
     assert v.verify(mint(good_claims_at(clock.t)))["jti"] == "jti-0001"
 
 
+def test_conditional_refresh_with_etag(server: JWKSServer, mint: Minter, clock: Clock) -> None:
+    server.doc = {"keys": [mint.es.jwk]}
+    server.etags = True
+    v = remote_verifier(server, clock)
+    v.verify(mint())
+    clock.t = NOW + 300
+    v.verify(mint(good_claims_at(clock.t)))
+    assert (server.hits, server.not_modified) == (2, 1)
+    clock.t = NOW + 600  # the 304 renewed the TTL from NOW + 300
+    server.doc = {"keys": [mint.ed.jwk]}  # changed document: a full response again
+    assert code(v, mint(good_claims_at(clock.t))) == "unknown_key"
+    assert (server.hits, server.not_modified) == (3, 1)
+
+
 def test_never_fetched_fails_closed(server: JWKSServer, mint: Minter, clock: Clock) -> None:
     server.mode = "error"
     v = remote_verifier(server, clock)

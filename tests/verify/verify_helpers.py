@@ -154,6 +154,8 @@ class JWKSServer:
         self.cache_control: str | None = "max-age=300"
         self.mode = "ok"  # ok | error | garbage
         self.hits = 0
+        self.etags = False
+        self.not_modified = 0
         self.gate = threading.Event()
         self.gate.set()
         server = self
@@ -169,8 +171,19 @@ class JWKSServer:
                 body = (
                     b"<html>oops" if server.mode == "garbage" else json.dumps(server.doc).encode()
                 )
+                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                if server.etags and self.headers.get("If-None-Match") == etag:
+                    server.not_modified += 1
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    if server.cache_control is not None:
+                        self.send_header("Cache-Control", server.cache_control)
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                if server.etags:
+                    self.send_header("ETag", etag)
                 if server.cache_control is not None:
                     self.send_header("Cache-Control", server.cache_control)
                 self.send_header("Content-Length", str(len(body)))
