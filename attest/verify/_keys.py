@@ -411,29 +411,37 @@ class RemoteJWKS:
         with self._lock:
             if not self._needs_io(kid, now):
                 return  # another caller fetched while we waited
-            if self._set is not None and now < self._fresh_until:
-                self._last_kid_refetch = now  # an unknown-kid refetch: rate-limit it
+            # An unknown-kid refetch is rate-limited from when it completes, so callers that
+            # arrive while it is in flight wait on the lock for its result instead of failing.
+            kid_refetch = self._set is not None and now < self._fresh_until
             try:
-                raw, cache_control, etag = self._download()
-                # 304 Not Modified (RFC 9110 15.4.5) revalidates the set we hold; we only
-                # send If-None-Match while holding one.
-                key_set = parse_jwks(_load_json(raw)) if raw is not None else self._set
-            except (OSError, ValueError, RecursionError) as exc:
-                # urllib's URLError/HTTPError and socket timeouts are OSErrors.
-                logger.warning("JWKS fetch from %s failed: %s", self.url, exc)
-                self._next_attempt = now + self.unknown_kid_refetch_interval
-                return
-            if key_set is None:  # a 304 we did not ask for
-                logger.warning("JWKS fetch from %s: unexpected 304", self.url)
-                self._next_attempt = now + self.unknown_kid_refetch_interval
-                return
-            ttl = self._ttl(cache_control)
-            self._set = key_set
-            if raw is not None:
-                self._etag = etag
-            self._fresh_until = now + ttl
-            self._usable_until = now + ttl + self.stale_for
-            self._next_attempt = -math.inf
+                self._fetch_locked(now)
+            finally:
+                if kid_refetch:
+                    self._last_kid_refetch = now
+
+    def _fetch_locked(self, now: float) -> None:
+        try:
+            raw, cache_control, etag = self._download()
+            # 304 Not Modified (RFC 9110 15.4.5) revalidates the set we hold; we only
+            # send If-None-Match while holding one.
+            key_set = parse_jwks(_load_json(raw)) if raw is not None else self._set
+        except (OSError, ValueError, RecursionError) as exc:
+            # urllib's URLError/HTTPError and socket timeouts are OSErrors.
+            logger.warning("JWKS fetch from %s failed: %s", self.url, exc)
+            self._next_attempt = now + self.unknown_kid_refetch_interval
+            return
+        if key_set is None:  # a 304 we did not ask for
+            logger.warning("JWKS fetch from %s: unexpected 304", self.url)
+            self._next_attempt = now + self.unknown_kid_refetch_interval
+            return
+        ttl = self._ttl(cache_control)
+        self._set = key_set
+        if raw is not None:
+            self._etag = etag
+        self._fresh_until = now + ttl
+        self._usable_until = now + ttl + self.stale_for
+        self._next_attempt = -math.inf
 
     def _download(self) -> tuple[bytes | None, str | None, str | None]:
         """GET the JWKS: (body or None on 304, Cache-Control, ETag)."""

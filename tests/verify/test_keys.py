@@ -354,3 +354,41 @@ def test_remote_url_must_be_http() -> None:
         RemoteJWKS("file:///etc/passwd")
     with pytest.raises(ValueError, match="ttl"):
         RemoteJWKS("https://x", min_ttl=100, default_ttl=50)
+
+
+def test_concurrent_unknown_kid_refetch_is_coalesced(
+    server: JWKSServer, mint: Minter, clock: Clock
+) -> None:
+    server.doc = {"keys": [mint.es.jwk]}
+    v = remote_verifier(server, clock)
+    v.verify(mint())
+    assert server.hits == 1
+    server.doc = {"keys": [mint.es.jwk, mint.ed.jwk]}  # rotation published
+    server.gate.clear()
+    token = mint(key=mint.ed)
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(v.verify(token)["jti"])) for _ in range(12)
+    ]
+    for t in threads:
+        t.start()
+    while server.hits < 2:
+        threading.Event().wait(0.001)
+    server.gate.set()
+    for t in threads:
+        t.join(10)
+    assert results == ["jti-0001"] * 12
+    assert server.hits == 2  # one refetch served every thread
+
+
+async def test_verify_async_static_and_cached(
+    mint: Minter, jwks: dict[str, Any], clock: Clock
+) -> None:
+    v = Verifier(issuer=ISSUER, audience=AUDIENCE, keys=jwks, now=clock)
+    token = mint()
+    assert await v.verify_async(token) == good_claims()
+    assert await v.verify_async(token) == good_claims()  # cache hit
+    clock.t = NOW + 700
+    with pytest.raises(InvalidToken) as info:
+        await v.verify_async(token)
+    assert info.value.code == "expired"
