@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -44,7 +44,14 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
         ) from None
     if parsed.tzinfo is None:
         raise UnprocessableInput(f"'{name}' must carry a UTC offset.")
-    return parsed
+    try:
+        # In UTC, as stored; an offset can push year 1 or 9999 out of range (a 500 otherwise).
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise UnprocessableInput(
+            f"'{name}' is out of range.",
+            errors=[{"field": name, "message": "out of range"}],
+        ) from None
 
 
 @get("/v1/audit/events", guards=[requires("audit:read")])
