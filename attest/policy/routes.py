@@ -85,8 +85,11 @@ async def read_policy_version(
     request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[int]
 ) -> dict[str, Any]:
     ctx = app_context(request)
-    async with ctx.pool.acquire() as conn:
-        row = await repository.get_policy(conn, name, version)
+    row = None
+    # Versions are PostgreSQL integers: a larger number cannot exist (and would not bind).
+    if 1 <= version <= 2**31 - 1:
+        async with ctx.pool.acquire() as conn:
+            row = await repository.get_policy(conn, name, version)
     if row is None:
         raise NotFound(f"No version {version} of policy '{name}'.")
     return policy_view(row)
