@@ -192,6 +192,8 @@ def test_pagination_returns_every_event_once(
         {"cursor": str(2**70)},
         {"since": "yesterday"},
         {"until": "2024-01-01T00:00:00"},
+        {"since": "0001-01-01T00:00:00+14:00"},
+        {"until": "9999-12-31T23:59:59-14:00"},
         {"subject_id": "not-a-uuid"},
         {"type": "x" * 65},
     ],
@@ -280,3 +282,14 @@ def test_lpr_denial_event_names_the_policy(
     assert data["policy_version"] >= 1
     assert len(data["policy_digest"]) == 64
     assert "MX" not in str(data)
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [("0001-01-01T00:00:00+00:00", None), (None, "9999-12-31T23:59:59+00:00")],
+)
+def test_extreme_but_valid_times_are_accepted(
+    admin: httpx.Client, eligible_subject: dict[str, Any], since: str | None, until: str | None
+) -> None:
+    found = events(admin, subject_id=eligible_subject["id"], since=since, until=until)
+    assert len(found) == 3

@@ -50,6 +50,12 @@ def test_unknown_policy_is_404(operator: httpx.Client) -> None:
     assert_problem(operator.get(f"/v1/policies/{_name()}"), 404)
     assert_problem(operator.get("/v1/policies/us-nationals-only/versions/99"), 404)
     assert_problem(operator.get("/v1/policies/us-nationals-only/versions/abc"), 404)
+    assert_problem(operator.get("/v1/policies/us-nationals-only/versions/0"), 404)
+    assert_problem(operator.get("/v1/policies/us-nationals-only/versions/-1"), 404)
+    assert_problem(operator.get("/v1/policies/us-nationals-only/versions/3000000000"), 404)
+    huge = operator.get("/v1/policies/us-nationals-only/versions/" + "9" * 30)
+    assert huge.status_code in (400, 404)
+    assert_problem(huge, huge.status_code)
 
 
 def test_publish_versions(admin: httpx.Client, operator: httpx.Client) -> None:
