@@ -66,6 +66,28 @@ class Settings:
     db_pool_size: int = 10
     #: Log level name.
     log_level: str = "INFO"
+    #: Algorithm of newly created signing keys: ``ES256`` or ``EdDSA`` (Ed25519).
+    key_algorithm: str = "ES256"
+    #: How long a key signs before a scheduled rotation replaces it (seconds); 0: never.
+    key_rotation_interval: int = 90 * 86_400
+    #: How long a new key is published as ``pending`` before it signs (seconds); at least
+    #: ``jwks_max_age``, so every verifier's cached key set holds it before it is used.
+    key_prepublish: int = 600
+    #: How long a replaced key stays published as ``retiring`` (seconds); at least the
+    #: longest token lifetime plus ``key_leeway``.
+    key_retiring_window: int = HARD_MAX_TOKEN_LIFETIME + 60
+    #: Clock skew allowed to verifiers when a key leaves the JWKS (seconds).
+    key_leeway: int = 60
+    #: How often each instance checks for due key transitions (milliseconds).
+    key_check_interval_ms: int = 10_000
+    #: PKCS#11 keystore (``ATTEST_KEYSTORE=pkcs11``): path of the module (.so).
+    pkcs11_module: str | None = None
+    #: PKCS#11 keystore: label of the token holding the keys.
+    pkcs11_token_label: str | None = None
+    #: PKCS#11 keystore: user PIN (or ``pkcs11_pin_file``); never logged.
+    pkcs11_pin: str | None = field(default=None, repr=False)
+    #: PKCS#11 keystore: file whose first line is the user PIN.
+    pkcs11_pin_file: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -148,6 +170,12 @@ def _build(raw: dict[str, Any]) -> Settings:
             values[key] = _parse_int(name, value, low=1, high=3650)
         elif key == "db_pool_size":
             values[key] = _parse_int(name, value, low=1, high=200)
+        elif key in {"key_rotation_interval", "key_prepublish", "key_retiring_window"}:
+            values[key] = _parse_int(name, value, low=0, high=10 * 365 * 86_400)
+        elif key == "key_leeway":
+            values[key] = _parse_int(name, value, low=0, high=3600)
+        elif key == "key_check_interval_ms":
+            values[key] = _parse_int(name, value, low=50, high=3_600_000)
         elif key == "data_dir":
             values[key] = Path(str(value))
         else:
@@ -179,5 +207,42 @@ def _build(raw: dict[str, Any]) -> Settings:
         values["issuer"] = f"http://{host}:{port}"
     keystore = values.get("keystore", "keys")
     if ":" in keystore and not keystore.startswith("file:"):
-        raise SettingsError("ATTEST_KEYSTORE must be a directory path or file:<path>")
+        raise SettingsError("ATTEST_KEYSTORE must be a directory path, file:<path> or pkcs11")
+    _check_keys(values)
     return Settings(**values)
+
+
+def _check_keys(values: dict[str, Any]) -> None:
+    """Refuse key settings that would break rotation safety (DESIGN.md "Keys")."""
+    defaults = Settings()
+    get = lambda key: values.get(key, getattr(defaults, key))  # noqa: E731
+    if get("key_algorithm") not in {"ES256", "EdDSA"}:
+        raise SettingsError("ATTEST_KEY_ALGORITHM must be ES256 or EdDSA")
+    if get("key_prepublish") < get("jwks_max_age"):
+        raise SettingsError(
+            f"ATTEST_KEY_PREPUBLISH ({get('key_prepublish')} s) must be at least "
+            f"ATTEST_JWKS_MAX_AGE ({get('jwks_max_age')} s): a key must be in every "
+            "verifier's cached key set before it signs"
+        )
+    if get("key_retiring_window") < get("default_token_lifetime") + get("key_leeway"):
+        raise SettingsError(
+            f"ATTEST_KEY_RETIRING_WINDOW ({get('key_retiring_window')} s) must be at least "
+            f"ATTEST_DEFAULT_TOKEN_LIFETIME ({get('default_token_lifetime')} s) plus "
+            f"ATTEST_KEY_LEEWAY ({get('key_leeway')} s): a key must stay published until "
+            "every token it signed has expired"
+        )
+    interval = get("key_rotation_interval")
+    if interval and interval < get("key_prepublish"):
+        raise SettingsError(
+            f"ATTEST_KEY_ROTATION_INTERVAL ({interval} s) must be 0 (no scheduled rotation) "
+            f"or at least ATTEST_KEY_PREPUBLISH ({get('key_prepublish')} s)"
+        )
+    if get("keystore") == "pkcs11":
+        for key in ("pkcs11_module", "pkcs11_token_label"):
+            if not values.get(key):
+                raise SettingsError(f"{_env_name(key)} must be set when ATTEST_KEYSTORE=pkcs11")
+        if bool(values.get("pkcs11_pin")) == bool(values.get("pkcs11_pin_file")):
+            raise SettingsError(
+                "exactly one of ATTEST_PKCS11_PIN and ATTEST_PKCS11_PIN_FILE must be set "
+                "when ATTEST_KEYSTORE=pkcs11"
+            )
