@@ -7,13 +7,12 @@ at once do it exactly once between them.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from attest.audit import repository as audit
 from attest.clients import repository as clients
-from attest.clients.service import ALL_SCOPES, generate_key, parse_key, secret_digest
+from attest.clients.service import ALL_SCOPES, generate_key, parse_key
 from attest.db import Conn
 from attest.db.migrations import apply_migrations
 from attest.keys import repository as keys
@@ -83,25 +82,16 @@ async def _ensure_admin(conn: Conn, settings: Settings, now: datetime) -> str | 
     else:
         key = generate_key()
         generated = key.api_key
-    client_id = uuid.uuid4()
-    await clients.insert_client(
+    await clients.register_client(
         conn,
-        client_id=client_id,
-        key_id=key.key_id,
-        secret_sha256=secret_digest(key.secret),
+        key=key,
         name="bootstrap admin",
         tenant=ADMIN_TENANT,
         scopes=list(ALL_SCOPES),
         is_admin=True,
         created_by=None,
-    )
-    await audit.record(
-        conn,
-        "client.created",
-        occurred_at=now,
-        actor=None,
-        tenant=ADMIN_TENANT,
-        data={"client_id": str(client_id), "key_id": key.key_id, "admin": True},
+        now=now,
+        via="bootstrap",
     )
     return generated
 

@@ -89,11 +89,9 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _clients_create(args: argparse.Namespace) -> int:
-    import uuid  # noqa: PLC0415
 
-    from attest.audit import repository as audit  # noqa: PLC0415
     from attest.clients import repository  # noqa: PLC0415
-    from attest.clients.service import ALL_SCOPES, generate_key, secret_digest  # noqa: PLC0415
+    from attest.clients.service import ALL_SCOPES, generate_key  # noqa: PLC0415
     from attest.db.migrations import apply_migrations  # noqa: PLC0415
     from attest.http.context import utc_now  # noqa: PLC0415
 
@@ -104,37 +102,23 @@ def _clients_create(args: argparse.Namespace) -> int:
         return 2
     settings = _settings(args)
     key = generate_key()
-    client_id = uuid.uuid4()
 
-    async def work(conn: Any) -> None:
+    async def work(conn: Any) -> Any:
         await apply_migrations(conn)
         async with conn.transaction():
-            await repository.insert_client(
+            return await repository.register_client(
                 conn,
-                client_id=client_id,
-                key_id=key.key_id,
-                secret_sha256=secret_digest(key.secret),
+                key=key,
                 name=args.name,
                 tenant=args.tenant,
                 scopes=scopes,
                 is_admin=False,
                 created_by=None,
-            )
-            await audit.record(
-                conn,
-                "client.created",
-                occurred_at=utc_now(),
-                actor=None,
-                tenant=args.tenant,
-                data={
-                    "client_id": str(client_id),
-                    "key_id": key.key_id,
-                    "scopes": scopes,
-                    "via": "cli",
-                },
+                now=utc_now(),
+                via="cli",
             )
 
-    asyncio.run(_with_database(settings, work))
+    client_id = asyncio.run(_with_database(settings, work))
     out = {
         "id": str(client_id),
         "name": args.name,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 
-from attest.clients.service import Client
+from attest.audit import repository as audit
+from attest.clients.service import Client, NewKey, secret_digest
 from attest.db import Conn
 
-__all__ = ["count_clients", "find_by_key_id", "insert_client"]
+__all__ = ["count_clients", "find_by_key_id", "register_client"]
 
 SELECT_BY_KEY_ID = """
 SELECT id, name, tenant, scopes, is_admin, secret_sha256
@@ -36,21 +38,49 @@ async def find_by_key_id(conn: Conn | asyncpg.Pool, key_id: str) -> tuple[Client
     return client, bytes(row["secret_sha256"])
 
 
-async def insert_client(
+async def register_client(
     conn: Conn,
     *,
-    client_id: uuid.UUID,
-    key_id: str,
-    secret_sha256: bytes,
+    key: NewKey,
     name: str,
     tenant: str,
     scopes: list[str],
     is_admin: bool,
     created_by: uuid.UUID | None,
-) -> None:
+    now: datetime,
+    via: str,
+) -> uuid.UUID:
+    """Store a new client (only the hash of its secret) and its audit event.
+
+    Call inside a transaction: the client and the event commit together.
+    """
+    client_id = uuid.uuid4()
     await conn.execute(
-        INSERT_CLIENT, client_id, key_id, secret_sha256, name, tenant, scopes, is_admin, created_by
+        INSERT_CLIENT,
+        client_id,
+        key.key_id,
+        secret_digest(key.secret),
+        name,
+        tenant,
+        scopes,
+        is_admin,
+        created_by,
     )
+    await audit.record(
+        conn,
+        "client.created",
+        occurred_at=now,
+        actor=created_by,
+        tenant=tenant,
+        data={
+            "client_id": str(client_id),
+            "key_id": key.key_id,
+            "scopes": scopes,
+            "admin": is_admin,
+            "via": via,
+        },
+    )
+    return client_id
 
 
 async def count_clients(conn: Conn) -> int:

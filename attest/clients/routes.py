@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, post
 from litestar.params import JSONBody
 
-from attest.audit import repository as audit
 from attest.clients import repository
-from attest.clients.service import ALL_SCOPES, generate_key, secret_digest
+from attest.clients.service import ALL_SCOPES, generate_key
 from attest.errors import Forbidden, UnprocessableInput
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Name, TenantName
@@ -51,26 +49,17 @@ async def create_client(
             raise Forbidden(f"A client cannot grant scopes it lacks: {', '.join(excess)}.")
     ctx = app_context(request)
     key = generate_key()
-    client_id = uuid.uuid4()
     async with ctx.pool.acquire() as conn, conn.transaction():
-        await repository.insert_client(
+        client_id = await repository.register_client(
             conn,
-            client_id=client_id,
-            key_id=key.key_id,
-            secret_sha256=secret_digest(key.secret),
+            key=key,
             name=data.name,
             tenant=tenant,
             scopes=list(data.scopes),
             is_admin=False,
             created_by=caller.id,
-        )
-        await audit.record(
-            conn,
-            "client.created",
-            occurred_at=ctx.now(),
-            actor=caller.id,
-            tenant=tenant,
-            data={"client_id": str(client_id), "key_id": key.key_id, "scopes": data.scopes},
+            now=ctx.now(),
+            via="api",
         )
     body = {
         "id": str(client_id),

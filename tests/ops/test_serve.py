@@ -103,7 +103,7 @@ def test_serve_with_external_database(fresh_database: str, tmp_path: Path) -> No
         first.wait_ready()
         jwks = httpx.get(first.url + "/.well-known/jwks.json").json()
     finally:
-        assert first.stop()
+        assert first.stop(), first.output
     admin = _admin_key(first.output)
     assert "embedded PostgreSQL" not in first.output
     assert not (tmp_path / "data" / "pgdata").exists()
@@ -117,7 +117,7 @@ def test_serve_with_external_database(fresh_database: str, tmp_path: Path) -> No
         assert keys.status_code == 200
         assert [k["state"] for k in keys.json()["keys"]] == ["active"]
     finally:
-        assert second.stop()
+        assert second.stop(), second.output
     assert not re.search(r"attest_[a-z0-9]{16}_[a-z0-9]{52}", second.output)
     assert admin not in second.output
 
@@ -146,7 +146,7 @@ def test_serve_embedded_keeps_data_across_restarts_and_stops_postgres(short_tmp:
         )
         assert created.status_code == 201
     finally:
-        assert first.stop()
+        assert first.stop(), first.output
     assert "started embedded PostgreSQL" in first.output
     assert key not in first.output  # a configured admin key is never printed
     pgdata = short_tmp / "data" / "pgdata"
@@ -163,7 +163,7 @@ def test_serve_embedded_keeps_data_across_restarts_and_stops_postgres(short_tmp:
         assert again.status_code == 200
         assert again.json()["external_ref"] == "e-1"
     finally:
-        assert second.stop()
+        assert second.stop(), second.output
 
 
 def test_clients_create_cli_makes_a_working_key(live: object, database_url: str) -> None:
