@@ -14,30 +14,23 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 SERVER_EXTRA = True
 try:
-    import asyncpg
     import httpx
-    from support import Actors, Clock, LiveServer, make_settings, start_server
+    from support import (
+        Actors,
+        Clock,
+        LiveServer,
+        execute,
+        make_settings,
+        start_server,
+        with_database,
+    )
 except ImportError:  # the verifier-only environment has none of these
     SERVER_EXTRA = False
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +48,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         embedded = EmbeddedPostgres(data_dir)
         base = embedded.start()
     name = f"attest_test_{secrets.token_hex(6)}"
-    asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+    asyncio.run(execute(base, f'CREATE DATABASE "{name}"'))
     try:
-        yield _with_database(base, name)
+        yield with_database(base, name)
     finally:
-        asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(execute(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if embedded is not None:
             embedded.stop()
 
