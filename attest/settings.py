@@ -62,6 +62,19 @@ class Settings:
     evidence_validity_days: int = 365
     #: From this assurance up, manual-review evidence needs a second reviewer.
     four_eyes_min_assurance: str = "IAL2"
+    #: Per-tenant ``four_eyes_min_assurance``: ``tenant=level`` pairs separated by commas,
+    #: level IAL1, IAL2, IAL3 or never. Tenants not named use ``four_eyes_min_assurance``.
+    four_eyes_by_tenant: str = ""
+    #: Re-verification period per evidence type (days), overriding ``evidence_validity_days``:
+    #: ``type=days`` pairs separated by commas, e.g. ``document_mrz=730,manual_review=365``.
+    evidence_validity_by_type: str = ""
+    #: Key of the keyed hash (HMAC-SHA-256) of document numbers. None: derived from
+    #: ``pairwise_secret`` under a label of its own.
+    document_hash_secret: str | None = field(default=None, repr=False)
+    #: Most items in one ``POST /v1/subjects/batch`` request (count).
+    batch_max_items: int = 1000
+    #: Largest ``POST /v1/subjects/batch`` body (bytes); other bodies use ``max_body_size``.
+    batch_max_body_size: int = 4_000_000
     #: Connections in the asyncpg pool, per instance.
     db_pool_size: int = 10
     #: Log level name.
@@ -88,6 +101,17 @@ class Settings:
     pkcs11_pin: str | None = field(default=None, repr=False)
     #: PKCS#11 keystore: file whose first line is the user PIN.
     pkcs11_pin_file: str | None = None
+
+    def four_eyes_min_for(self, tenant: str) -> str:
+        """The four-eyes threshold of ``tenant``: its override, else the global one."""
+        return dict(parse_pairs(self.four_eyes_by_tenant, "four_eyes_by_tenant")).get(
+            tenant, self.four_eyes_min_assurance
+        )
+
+    def validity_days_for(self, evidence_type: str) -> int:
+        """Days verified evidence of ``evidence_type`` counts before re-verification."""
+        pairs = dict(parse_pairs(self.evidence_validity_by_type, "evidence_validity_by_type"))
+        return int(pairs.get(evidence_type, self.evidence_validity_days))
 
     @property
     def embedded(self) -> bool:
@@ -170,6 +194,10 @@ def _build(raw: dict[str, Any]) -> Settings:
             values[key] = _parse_int(name, value, low=1, high=3650)
         elif key == "db_pool_size":
             values[key] = _parse_int(name, value, low=1, high=200)
+        elif key == "batch_max_items":
+            values[key] = _parse_int(name, value, low=1, high=10_000)
+        elif key == "batch_max_body_size":
+            values[key] = _parse_int(name, value, low=1024, high=50_000_000)
         elif key in {"key_rotation_interval", "key_prepublish", "key_retiring_window"}:
             values[key] = _parse_int(name, value, low=0, high=10 * 365 * 86_400)
         elif key == "key_leeway":
@@ -187,6 +215,7 @@ def _build(raw: dict[str, Any]) -> Settings:
     level = values.get("four_eyes_min_assurance", "IAL2")
     if level not in {"IAL1", "IAL2", "IAL3", "never"}:
         raise SettingsError("ATTEST_FOUR_EYES_MIN_ASSURANCE must be IAL1, IAL2, IAL3 or never")
+    _check_evidence(values)
     log_level = str(values.get("log_level", "INFO")).upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError("ATTEST_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
@@ -210,6 +239,33 @@ def _build(raw: dict[str, Any]) -> Settings:
         raise SettingsError("ATTEST_KEYSTORE must be a directory path, file:<path> or pkcs11")
     _check_keys(values)
     return Settings(**values)
+
+
+def parse_pairs(raw: str, name: str) -> list[tuple[str, str]]:
+    """``a=1,b=2`` -> ``[("a", "1"), ("b", "2")]``; SettingsError names the setting."""
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in str(raw).split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SettingsError(f"{_env_name(name)}: {item!r} is not key=value")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def _check_evidence(values: dict[str, Any]) -> None:
+    """Validate the per-tenant four-eyes and per-type re-verification maps."""
+    for tenant, level in parse_pairs(values.get("four_eyes_by_tenant", ""), "four_eyes_by_tenant"):
+        if level not in {"IAL1", "IAL2", "IAL3", "never"}:
+            raise SettingsError(
+                f"ATTEST_FOUR_EYES_BY_TENANT: {tenant}={level}: level must be IAL1, IAL2, "
+                "IAL3 or never"
+            )
+    for kind, days in parse_pairs(
+        values.get("evidence_validity_by_type", ""), "evidence_validity_by_type"
+    ):
+        _parse_int(f"ATTEST_EVIDENCE_VALIDITY_BY_TYPE ({kind})", days, low=1, high=3650)
 
 
 def _check_keys(values: dict[str, Any]) -> None:
