@@ -26,7 +26,6 @@ from attest.http.context import AppContext, app_context, utc_now
 from attest.http.problems import exception_handlers
 from attest.keys.keystore import FileKeystore
 from attest.keys.routes import configuration, jwks, list_keys
-from attest.metrics import Metrics
 from attest.policy.routes import (
     evaluate_policy,
     publish_policy,
@@ -70,8 +69,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 
 @get("/metrics", media_type="text/plain; version=0.0.4")
 async def metrics(request: Request[Any, Any, Any]) -> bytes:
-    registry: Metrics = app_context(request).extras["metrics"]
-    return registry.render()
+    return app_context(request).metrics.render()
 
 
 def create_app(
@@ -82,7 +80,6 @@ def create_app(
 ) -> Litestar:
     """Build the application. Start-up (lifespan) connects, migrates and loads the key."""
     ctx = AppContext(settings=settings, clock=clock)
-    ctx.extras["metrics"] = Metrics()
     say = announce or (lambda text: print(text, file=sys.stderr, flush=True))
 
     @asynccontextmanager

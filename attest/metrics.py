@@ -22,12 +22,6 @@ class Metrics:
             ["audience"],
             registry=self.registry,
         )
-        self.problems = Counter(
-            "attest_problem_responses",
-            "Problem responses by status.",
-            ["status"],
-            registry=self.registry,
-        )
 
     def render(self) -> bytes:
         body: bytes = generate_latest(self.registry)

@@ -6,6 +6,7 @@ stops start-up, since the database no longer matches what the code expects.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -49,7 +50,8 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def available_migrations() -> list[Migration]:
+@functools.cache
+def _shipped() -> tuple[Migration, ...]:
     folder = resources.files("attest._schema").joinpath("sql")
     found: list[Migration] = []
     for entry in folder.iterdir():
@@ -60,7 +62,12 @@ def available_migrations() -> list[Migration]:
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
         raise MigrationError(f"migrations must be numbered 0001.. without gaps, found {versions}")
-    return found
+    return tuple(found)
+
+
+def available_migrations() -> list[Migration]:
+    """The migrations this release ships (read once per process)."""
+    return list(_shipped())
 
 
 async def _check_history(conn: Conn, migrations: list[Migration]) -> list[Migration]:

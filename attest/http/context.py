@@ -11,6 +11,7 @@ import asyncpg
 from litestar.connection import ASGIConnection
 
 from attest.keys.keystore import Signer
+from attest.metrics import Metrics
 from attest.settings import Settings
 
 __all__ = ["AppContext", "app_context", "utc_now"]
@@ -28,6 +29,7 @@ class AppContext:
     signer: Signer | None = None
     pairwise_key: bytes = b""
     ready: bool = False
+    metrics: Metrics = field(default_factory=Metrics)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> datetime:

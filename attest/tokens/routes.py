@@ -127,6 +127,7 @@ async def issue_token(
                         "reasons": [r["code"] for r in reasons],
                     },
                 )
+            ctx.metrics.tokens_denied.labels(data.audience).inc()
             raise NotEligible(
                 "The subject is not eligible for this audience.",
                 reasons=[r["message"] for r in reasons],
@@ -217,4 +218,5 @@ async def issue_token(
             log.warning("token %s not recorded, not returned: %s", jti, type(exc).__name__)
             raise ServiceUnavailable("The token could not be recorded; none was issued.") from exc
     body = {"token": token, "expires_at": expires_at.isoformat().replace("+00:00", "Z"), "jti": jti}
+    ctx.metrics.tokens_issued.labels(data.audience).inc()
     return Response(body, status_code=201, headers={"Cache-Control": "no-store"})

@@ -77,3 +77,26 @@ def test_whole_loop_issues_a_token_that_verifies_offline(
     assert attestation["token_sha256"] == hashlib.sha256(body["token"].encode()).hexdigest()
     assert attestation["kid"] == decoded.header["kid"]
     assert attestation["policy"]["digest"] == claims["eligibility"]["policy_digest"]
+
+
+def test_metrics_count_issued_and_denied_tokens(
+    live: LiveServer, operator: httpx.Client, eligible_subject: dict[str, Any], onboard: Any
+) -> None:
+    def counter(name: str) -> float:
+        text = httpx.get(live.base_url + "/metrics").text
+        for line in text.splitlines():
+            if line.startswith(f'{name}_total{{audience="model:mythos-5"}}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    issued, denied = counter("attest_tokens_issued"), counter("attest_tokens_denied")
+    ok = operator.post(
+        "/v1/tokens", json={"subject_id": eligible_subject["id"], "audience": "model:mythos-5"}
+    )
+    assert ok.status_code == 201
+    no = operator.post(
+        "/v1/tokens", json={"subject_id": onboard()["id"], "audience": "model:mythos-5"}
+    )
+    assert no.status_code == 403
+    assert counter("attest_tokens_issued") == issued + 1
+    assert counter("attest_tokens_denied") == denied + 1
