@@ -16,7 +16,8 @@ from attest.clients.service import ALL_SCOPES, generate_key, parse_key
 from attest.db import Conn
 from attest.db.migrations import apply_migrations
 from attest.keys import repository as keys
-from attest.keys.keystore import FileKeystore, KeystoreError, Signer
+from attest.keys.keystore import Keystore, KeystoreError, Signer
+from attest.keys.lifecycle import check_audience_lifetimes
 from attest.policy import repository as policies
 from attest.policy.document import builtin_policies, policy_digest
 from attest.settings import Settings
@@ -96,15 +97,17 @@ async def _ensure_admin(conn: Conn, settings: Settings, now: datetime) -> str | 
     return generated
 
 
-async def _ensure_signing_key(conn: Conn, keystore: FileKeystore, now: datetime) -> Signer:
-    row = await keys.active_key(conn, "ES256")
+async def _ensure_signing_key(
+    conn: Conn, settings: Settings, keystore: Keystore, now: datetime
+) -> Signer:
+    row = await keys.current_signing_key(conn)
     if row is not None:
-        return keystore.load(row["kid"], row["alg"])
+        return keystore.load(row["kid"], row["alg"], row["keystore_ref"])
     if await keys.list_keys(conn):
         raise KeystoreError("signing keys exist but none is active: see 'attest keys list'")
-    signer = keystore.generate("ES256")
+    signer = keystore.generate("EdDSA" if settings.key_algorithm == "EdDSA" else "ES256")
     await keys.insert_active_key(
-        conn, signer.kid, signer.alg, signer.public_jwk(), f"file:{signer.kid}", now
+        conn, signer.kid, signer.alg, signer.public_jwk(), keystore.ref(signer), now
     )
     await audit.record(
         conn,
@@ -118,7 +121,7 @@ async def _ensure_signing_key(conn: Conn, keystore: FileKeystore, now: datetime)
 
 
 async def bootstrap(
-    conn: Conn, settings: Settings, keystore: FileKeystore, now: datetime
+    conn: Conn, settings: Settings, keystore: Keystore, now: datetime
 ) -> BootstrapResult:
     await apply_migrations(conn)
     await conn.execute("SELECT pg_advisory_lock($1)", BOOTSTRAP_LOCK)
@@ -126,7 +129,8 @@ async def bootstrap(
         async with conn.transaction():
             await _seed_policies(conn, settings, now)
             admin_key = await _ensure_admin(conn, settings, now)
-            signer = await _ensure_signing_key(conn, keystore, now)
+            await check_audience_lifetimes(conn, settings)
+            signer = await _ensure_signing_key(conn, settings, keystore, now)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", BOOTSTRAP_LOCK)
     return BootstrapResult(signer, admin_key)

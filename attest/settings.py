@@ -194,10 +194,6 @@ def _build(raw: dict[str, Any]) -> Settings:
             values[key] = _parse_int(name, value, low=1, high=3650)
         elif key == "db_pool_size":
             values[key] = _parse_int(name, value, low=1, high=200)
-        elif key == "batch_max_items":
-            values[key] = _parse_int(name, value, low=1, high=10_000)
-        elif key == "batch_max_body_size":
-            values[key] = _parse_int(name, value, low=1024, high=50_000_000)
         elif key in {"key_rotation_interval", "key_prepublish", "key_retiring_window"}:
             values[key] = _parse_int(name, value, low=0, high=10 * 365 * 86_400)
         elif key == "key_leeway":
@@ -215,7 +211,6 @@ def _build(raw: dict[str, Any]) -> Settings:
     level = values.get("four_eyes_min_assurance", "IAL2")
     if level not in {"IAL1", "IAL2", "IAL3", "never"}:
         raise SettingsError("ATTEST_FOUR_EYES_MIN_ASSURANCE must be IAL1, IAL2, IAL3 or never")
-    _check_evidence(values)
     log_level = str(values.get("log_level", "INFO")).upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError("ATTEST_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
@@ -238,7 +233,7 @@ def _build(raw: dict[str, Any]) -> Settings:
     if ":" in keystore and not keystore.startswith("file:"):
         raise SettingsError("ATTEST_KEYSTORE must be a directory path, file:<path> or pkcs11")
     _check_keys(values)
-    return Settings(**values)
+    return Settings(**_check_evidence(values))
 
 
 def parse_pairs(raw: str, name: str) -> list[tuple[str, str]]:
@@ -254,8 +249,14 @@ def parse_pairs(raw: str, name: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _check_evidence(values: dict[str, Any]) -> None:
-    """Validate the per-tenant four-eyes and per-type re-verification maps."""
+def _check_evidence(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate the evidence and batch settings; returns ``values`` with integers parsed."""
+    for key, (low, high) in {
+        "batch_max_items": (1, 10_000),
+        "batch_max_body_size": (1024, 50_000_000),
+    }.items():
+        if key in values:
+            values[key] = _parse_int(_env_name(key), values[key], low=low, high=high)
     for tenant, level in parse_pairs(values.get("four_eyes_by_tenant", ""), "four_eyes_by_tenant"):
         if level not in {"IAL1", "IAL2", "IAL3", "never"}:
             raise SettingsError(
@@ -266,6 +267,7 @@ def _check_evidence(values: dict[str, Any]) -> None:
         values.get("evidence_validity_by_type", ""), "evidence_validity_by_type"
     ):
         _parse_int(f"ATTEST_EVIDENCE_VALIDITY_BY_TYPE ({kind})", days, low=1, high=3650)
+    return values
 
 
 def _check_keys(values: dict[str, Any]) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 from litestar.connection import ASGIConnection
 
+from attest.db import Conn
+from attest.keys.keyring import Keyring
 from attest.keys.keystore import Signer
 from attest.metrics import Metrics
 from attest.settings import Settings
@@ -27,6 +29,8 @@ class AppContext:
     clock: Callable[[], datetime] = utc_now
     pool: asyncpg.Pool = field(default=None)  # type: ignore[arg-type]  # set at start-up
     signer: Signer | None = None
+    #: Follows the database's active key (set at start-up); see attest/keys/keyring.py.
+    keyring: Keyring | None = None
     pairwise_key: bytes = b""
     ready: bool = False
     metrics: Metrics = field(default_factory=Metrics)
@@ -38,6 +42,13 @@ class AppContext:
     def active_signer(self) -> Signer:
         if self.signer is None:
             raise RuntimeError("no active signing key is loaded")
+        return self.signer
+
+    async def current_signer(self, conn: Conn) -> Signer:
+        """The key the database names active now (picks up rotations without a restart)."""
+        if self.keyring is None:
+            return self.active_signer()
+        self.signer = await self.keyring.active(conn)
         return self.signer
 
 

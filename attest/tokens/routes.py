@@ -136,7 +136,7 @@ async def issue_token(
                 policy_version=decision.policy_version,
             )
 
-        signer = ctx.active_signer()
+        signer = await ctx.current_signer(conn)
         jti = new_jti()
         sub = pairwise_sub(ctx.pairwise_key, str(subject["id"]), data.audience)
         claims = build_claims(
