@@ -21,11 +21,24 @@ from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
 from attest.db.pool import create_pool
 from attest.devsecrets import resolve_secret
-from attest.evidence.routes import approve_evidence, submit_evidence
+from attest.evidence.routes import (
+    approve_evidence,
+    reject_evidence,
+    submit_evidence,
+    withdraw_evidence,
+)
 from attest.http.context import AppContext, app_context, utc_now
 from attest.http.problems import exception_handlers
-from attest.keys.keystore import FileKeystore
-from attest.keys.routes import configuration, jwks, list_keys
+from attest.keys.keyring import Keyring, open_keystore
+from attest.keys.lifecycle import KeyPolicy, tick
+from attest.keys.routes import (
+    configuration,
+    jwks,
+    key_history,
+    list_keys,
+    revoke_key,
+    rotate_keys,
+)
 from attest.policy.routes import (
     evaluate_policy,
     publish_policy,
@@ -72,6 +85,23 @@ async def metrics(request: Request[Any, Any, Any]) -> bytes:
     return app_context(request).metrics.render()
 
 
+async def _key_lifecycle(ctx: AppContext) -> None:
+    """Scheduled key transitions (one instance at a time, by advisory lock) and pick-up of
+    transitions made elsewhere, every ``key_check_interval_ms``."""
+    assert ctx.keyring is not None  # noqa: S101 - set before the task starts
+    policy = KeyPolicy.from_settings(ctx.settings)
+    while True:
+        await asyncio.sleep(ctx.settings.key_check_interval_ms / 1000)
+        try:
+            async with ctx.pool.acquire() as conn:
+                await tick(conn, ctx.keyring.keystore, policy, ctx.now())
+                await ctx.current_signer(conn)
+        except Exception:
+            # Logged and retried on the next tick: a transient database error must not
+            # stop scheduled rotation for the life of the process.
+            log.exception("key lifecycle check failed")
+
+
 def create_app(
     settings: Settings,
     *,
@@ -90,18 +120,24 @@ def create_app(
             embedded = EmbeddedPostgres(settings.data_dir)
             dsn = await asyncio.to_thread(embedded.start)
         try:
-            passphrase = resolve_secret(
-                settings, settings.keystore_passphrase, "keystore_passphrase"
-            )
             ctx.pairwise_key = resolve_secret(
                 settings, settings.pairwise_secret, "pairwise_secret"
             ).encode()
-            keystore = FileKeystore(settings.keystore_path, passphrase)
+            keystore = open_keystore(
+                settings,
+                lambda: resolve_secret(
+                    settings, settings.keystore_passphrase, "keystore_passphrase"
+                ),
+            )
             ctx.pool = await create_pool(dsn, settings.db_pool_size)
+            key_task: asyncio.Task[None] | None = None
             try:
                 async with ctx.pool.acquire() as conn:
                     result = await bootstrap(conn, settings, keystore, ctx.now())
                 ctx.signer = result.signer
+                ctx.keyring = Keyring(keystore)
+                ctx.keyring.current = result.signer
+                key_task = asyncio.create_task(_key_lifecycle(ctx), name="attest-keys")
                 if result.generated_admin_key:
                     say(
                         "\n  attest: bootstrap admin API key (shown once, store it now):\n"
@@ -117,7 +153,11 @@ def create_app(
                 yield
             finally:
                 ctx.ready = False
+                if key_task is not None:
+                    key_task.cancel()
+                    await asyncio.gather(key_task, return_exceptions=True)
                 await ctx.pool.close()
+                keystore.close()
         finally:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -135,6 +175,8 @@ def create_app(
             revoke_subject,
             submit_evidence,
             approve_evidence,
+            reject_evidence,
+            withdraw_evidence,
             issue_token,
             read_policy,
             read_policy_version,
@@ -145,6 +187,9 @@ def create_app(
             list_audit_events,
             read_attestation,
             list_keys,
+            key_history,
+            rotate_keys,
+            revoke_key,
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

@@ -39,6 +39,8 @@ def _serve(args: argparse.Namespace) -> int:
         from attest.settings import SettingsError  # noqa: PLC0415
 
         for name in ("keystore_passphrase", "pairwise_secret"):
+            if name == "keystore_passphrase" and settings.keystore == "pkcs11":
+                continue  # the PKCS#11 keystore has a PIN instead
             if not getattr(settings, name):
                 raise SettingsError(
                     f"ATTEST_{name.upper()} must be set when ATTEST_DATABASE_URL is set"
@@ -130,6 +132,16 @@ def _clients_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_run(settings: Any, work: Any) -> Any:
+    from attest.db.migrations import apply_migrations  # noqa: PLC0415
+
+    async def migrated(conn: Any) -> Any:
+        await apply_migrations(conn)
+        return await work(conn)
+
+    return asyncio.run(_with_database(settings, migrated))
+
+
 def _verify(args: argparse.Namespace) -> int:
     from attest.verify.cli import run  # noqa: PLC0415
 
@@ -164,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Comma-separated scopes, for example subjects:write,tokens:issue.",
     )
     create.set_defaults(func=_clients_create)
+
+    keys = commands.add_parser("keys", help="Manage signing keys: list, rotate, revoke, history.")
+    from attest.keys.cli import configure as configure_keys  # noqa: PLC0415 - stdlib only
+
+    configure_keys(keys, lambda: _settings(argparse.Namespace()), _keys_run)
 
     verify = commands.add_parser(
         "verify", help="Verify an eligibility token offline against published keys."
