@@ -48,16 +48,43 @@ strings (``REASON_CODES``; codes are only ever added):
 ``policy_not_allowed`` / ``insufficient_assurance``
     Optional checks (``policies=``, ``min_assurance=``) failed.
 ``revoked``
-    Reserved for the status list check (not raised yet).
+    The ``status=`` hook says the token's status-list entry is not VALID.
+``status_unavailable``
+    The ``status=`` hook failed (list unreachable, unknown list, index out of range): the
+    status check fails closed.
 ``binding_required``
-    The token has ``cnf`` (holder binding). DPoP proofs are not supported yet, so
-    ``verify(token)`` refuses every bound token with this code.
+    The token has ``cnf.jkt`` (holder binding) and no DPoP proof was presented.
+``invalid_dpop_proof``
+    The DPoP proof (RFC 9449 4.3) is not a compact JWS, is over 4096 characters, has a
+    ``typ`` other than ``dpop+jwt``, an ``alg`` other than ES256/EdDSA or other than its
+    key's, a ``crit`` header, a missing/private/unfit ``jwk``, a bad signature, a missing or
+    ill-typed ``jti``/``htm``/``htu``/``iat``/``ath``, an ``htm`` or ``htu`` that does not
+    match the request, an ``iat`` outside ``[now - dpop_max_age - leeway, now + leeway]``, or
+    an ``ath`` that is not the token's hash; or the replay cache refused (full or failing).
+``dpop_key_mismatch``
+    The proof's ``jwk`` is not the key the token is bound to (thumbprint != ``cnf.jkt``).
+``dpop_replay``
+    The proof's ``jti`` was already used with this holder key inside the window.
 ``key_source_unavailable``
     No usable key set: file unreadable or invalid, never fetched, or the last good remote
     set is stale beyond ``stale_for``.
 
 Checks run in this order: size, structure, header (``crit``/key headers, ``typ``, ``alg``,
-``kid``, key lookup, alg = key's alg), signature, payload JSON, claims.
+``kid``, key lookup, alg = key's alg), signature, payload JSON, claims; then, on every call
+(cached token or not), the status-list hook and the DPoP proof of a bound token.
+
+Holder binding (RFC 9449)::
+
+    claims = verifier.verify(token, dpop=proof, method="POST", url="https://gw.example/v1/x")
+
+``url`` is the absolute URL of the request; it is compared with the proof's ``htu`` without
+query and fragment, after RFC 3986 normalisation (case of scheme and host, default port,
+percent-encoding). Proof ``jti`` values are remembered per holder key by a
+:class:`ReplayCache` (default :class:`MemoryReplayCache`, one process; plug in a shared one
+for several) for ``dpop_max_age + leeway`` seconds past the proof's ``iat``.
+
+Status lists: ``Verifier(status=hook)`` where ``hook.is_revoked(uri, idx) -> bool``
+(:class:`StatusHook`); :class:`LocalStatusList` holds lists in memory.
 
 Key sources: :class:`StaticJWKS` (a JWKS dict; a plain dict passed as ``keys`` is wrapped in
 one), :class:`JWKSFile` (reloaded when the file changes) and :class:`RemoteJWKS` (HTTP with
@@ -68,14 +95,18 @@ listed in the source's ``rejected`` as ``(kid, reason)``.
 
 from __future__ import annotations
 
+from ._dpop import MemoryReplayCache, ReplayCache
 from ._errors import (
     REASON_CODES,
     BadSignature,
     BindingRequired,
+    DPoPKeyMismatch,
+    DPoPReplay,
     ExpiredToken,
     ForbiddenHeader,
     InsufficientAssurance,
     InvalidClaim,
+    InvalidDPoPProof,
     InvalidToken,
     IssuedInFuture,
     KeySourceUnavailable,
@@ -85,6 +116,7 @@ from ._errors import (
     NotYetValid,
     PolicyNotAllowed,
     RevokedToken,
+    StatusUnavailable,
     TokenTooLarge,
     UnknownKey,
     UnsupportedAlgorithm,
@@ -93,29 +125,38 @@ from ._errors import (
     WrongType,
 )
 from ._keys import JWKSFile, KeySource, RemoteJWKS, StaticJWKS
+from ._status import LocalStatusList, StatusHook
 from ._verifier import Verifier
 
 __all__ = [
     "REASON_CODES",
     "BadSignature",
     "BindingRequired",
+    "DPoPKeyMismatch",
+    "DPoPReplay",
     "ExpiredToken",
     "ForbiddenHeader",
     "InsufficientAssurance",
     "InvalidClaim",
+    "InvalidDPoPProof",
     "InvalidToken",
     "IssuedInFuture",
     "JWKSFile",
     "KeySource",
     "KeySourceUnavailable",
     "LifetimeTooLong",
+    "LocalStatusList",
     "MalformedToken",
+    "MemoryReplayCache",
     "MissingClaim",
     "NotYetValid",
     "PolicyNotAllowed",
     "RemoteJWKS",
+    "ReplayCache",
     "RevokedToken",
     "StaticJWKS",
+    "StatusHook",
+    "StatusUnavailable",
     "TokenTooLarge",
     "UnknownKey",
     "UnsupportedAlgorithm",

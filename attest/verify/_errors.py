@@ -6,10 +6,13 @@ __all__ = [
     "REASON_CODES",
     "BadSignature",
     "BindingRequired",
+    "DPoPKeyMismatch",
+    "DPoPReplay",
     "ExpiredToken",
     "ForbiddenHeader",
     "InsufficientAssurance",
     "InvalidClaim",
+    "InvalidDPoPProof",
     "InvalidToken",
     "IssuedInFuture",
     "KeySourceUnavailable",
@@ -19,6 +22,7 @@ __all__ = [
     "NotYetValid",
     "PolicyNotAllowed",
     "RevokedToken",
+    "StatusUnavailable",
     "TokenTooLarge",
     "UnknownKey",
     "UnsupportedAlgorithm",
@@ -145,7 +149,7 @@ class InsufficientAssurance(InvalidToken):
 
 
 class RevokedToken(InvalidToken):
-    """The token was revoked (status list check; reserved until status lists land)."""
+    """The status-list hook reports the token's status list entry as revoked."""
 
     code = "revoked"
 
@@ -154,6 +158,30 @@ class BindingRequired(InvalidToken):
     """The token carries ``cnf`` and no holder proof (DPoP) was presented."""
 
     code = "binding_required"
+
+
+class InvalidDPoPProof(InvalidToken):
+    """The DPoP proof (RFC 9449) is malformed, badly signed, or does not fit the request."""
+
+    code = "invalid_dpop_proof"
+
+
+class DPoPKeyMismatch(InvalidToken):
+    """The DPoP proof is signed by a key other than the one the token is bound to."""
+
+    code = "dpop_key_mismatch"
+
+
+class DPoPReplay(InvalidToken):
+    """The DPoP proof's ``jti`` was already seen for this holder key within the window."""
+
+    code = "dpop_replay"
+
+
+class StatusUnavailable(InvalidToken):
+    """The status-list hook could not say whether the token is revoked (fail closed)."""
+
+    code = "status_unavailable"
 
 
 class KeySourceUnavailable(InvalidToken):
@@ -184,6 +212,10 @@ REASON_CODES: frozenset[str] = frozenset(
         InsufficientAssurance,
         RevokedToken,
         BindingRequired,
+        InvalidDPoPProof,
+        DPoPKeyMismatch,
+        DPoPReplay,
+        StatusUnavailable,
         KeySourceUnavailable,
     )
 )

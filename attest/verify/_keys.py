@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import math
@@ -30,6 +31,8 @@ __all__ = [
     "RemoteJWKS",
     "StaticJWKS",
     "VerificationKey",
+    "admit_holder_key",
+    "jwk_thumbprint",
     "parse_jwks",
 ]
 
@@ -137,9 +140,12 @@ def _ed25519_has_small_order(raw: bytes) -> bool:
     return px == 0 and py == 1
 
 
-def _admit(jwk: Mapping[str, Any]) -> VerificationKey:
-    """Parse one JWK into a verification key, or raise ValueError saying why it is refused."""
-    kid = jwk.get("kid")
+def _admit(jwk: Mapping[str, Any], holder_kid: str | None = None) -> VerificationKey:
+    """Parse one JWK into a verification key, or raise ValueError saying why it is refused.
+
+    ``holder_kid`` is for a DPoP proof's ``jwk`` header, which needs no ``kid`` of its own.
+    """
+    kid = jwk.get("kid") if holder_kid is None else holder_kid
     if not isinstance(kid, str) or not kid:
         raise ValueError("missing kid")
     for member in _PRIVATE_MEMBERS:
@@ -187,6 +193,31 @@ def _admit(jwk: Mapping[str, Any]) -> VerificationKey:
         raise ValueError(f"alg {jwk['alg']!r} does not match a {kty} {crv} key")
     verify = _es256_verifier(key) if isinstance(key, ec.EllipticCurvePublicKey) else key.verify
     return VerificationKey(kid=kid, alg=alg, fingerprint=fingerprint, public_key=key, verify=verify)
+
+
+def jwk_thumbprint(fingerprint: tuple[str, ...]) -> str:
+    """RFC 7638 3 thumbprint (SHA-256, base64url) of an admitted key's public members."""
+    # RFC 7638 3.2: only the required members, lexicographic order, no whitespace. The
+    # values were checked to be base64url strings, so no JSON escaping is ever needed.
+    if fingerprint[0] == "EC":
+        _, crv, x, y = fingerprint
+        canonical = f'{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}'
+    else:
+        _, crv, x = fingerprint
+        canonical = f'{{"crv":"{crv}","kty":"OKP","x":"{x}"}}'
+    digest = hashlib.sha256(canonical.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def admit_holder_key(jwk: object) -> tuple[VerificationKey, str]:
+    """Admit a DPoP ``jwk`` header (public P-256 or Ed25519 key): (key, RFC 7638 thumbprint).
+
+    Raises ValueError saying why the key is refused (private members, other types, ...).
+    """
+    if not isinstance(jwk, Mapping):
+        raise ValueError("jwk must be a JSON object")  # noqa: TRY004 - one error type for callers
+    key = _admit(jwk, holder_kid="holder")
+    return key, jwk_thumbprint(key.fingerprint)
 
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())

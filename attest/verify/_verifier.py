@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import binascii
 import functools
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -15,7 +13,12 @@ from typing import Any, NamedTuple
 from cryptography.exceptions import InvalidSignature
 
 from . import _errors as e
+from ._dpop import MemoryReplayCache, ReplayCache, check_proof, normalize_htu
+from ._jose import DECODER as _DECODER
+from ._jose import b64decode as _b64decode
+from ._jose import json_object as _json_object
 from ._keys import KeySource, NeedsFetchError, StaticJWKS, VerificationKey
+from ._status import StatusHook
 
 __all__ = ["ASSURANCE_LEVELS", "MAX_LIFETIME", "MAX_TOKEN_BYTES", "TOKEN_TYPE", "Verifier"]
 
@@ -36,68 +39,6 @@ _REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "eligibilit
 _REQUIRED_SET = frozenset(_REQUIRED_CLAIMS)
 _N_REQUIRED = len(_REQUIRED_CLAIMS)
 _MAX_NUMERIC_DATE = 2**40
-
-
-class _DuplicateMemberError(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _DuplicateMemberError("duplicate member name")
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-# RFC 8259 4 says names SHOULD be unique; RFC 7515 5.2 step 4 lets us reject duplicates.
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-# the C scanner json uses internally (not in typeshed)
-_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_SEXTET = {c: i for i, c in enumerate(_ALPHABET)}
-# base64url -> base64 for binascii's strict decoder; "+" and "/" (not base64url) become "!",
-# which the strict decoder refuses, as it refuses every other non-alphabet character.
-_URL_TO_STD = bytes.maketrans(b"-_+/", b"+/!!")
-_PAD = ("", "", "==", "=")
-
-
-def _b64decode(segment: str) -> bytes:
-    # RFC 7515 2 / 7.1: base64url without padding. A token has exactly one spelling: refuse
-    # a length of 1 mod 4, stray trailing bits (RFC 4648 3.5) and any non-alphabet char.
-    rem = len(segment) % 4
-    if rem == 1 or not segment.isascii():
-        raise e.MalformedToken("bad base64url segment")
-    if rem and _SEXTET.get(segment[-1], 1) & (0x0F if rem == 2 else 0x03):
-        raise e.MalformedToken("non-canonical base64url")
-    try:
-        return binascii.a2b_base64(
-            segment.encode("ascii").translate(_URL_TO_STD) + _PAD[rem].encode(), strict_mode=True
-        )
-    except binascii.Error as exc:
-        raise e.MalformedToken("bad base64url segment") from exc
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    # RFC 7515 5.2 steps 3-4 / RFC 7519 7.2 steps 4 and 10: UTF-8 JSON object.
-    try:
-        text = raw.decode("utf-8")
-        try:  # fast path: the C scanner over the whole text, no surrounding whitespace
-            value, end = _SCAN(text, 0)
-        except StopIteration:
-            end = -1
-        if end != len(text):  # anything unusual: the full decoder decides (and explains)
-            value = _DECODER.decode(text)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError/JSONDecodeError too
-        raise e.MalformedToken(f"{what} is not UTF-8 JSON without duplicates") from exc
-    if not isinstance(value, dict):
-        raise e.MalformedToken(f"{what} is not a JSON object")
-    return value
 
 
 def _nonempty_str(container: Mapping[str, Any], name: str, where: str = "") -> str:
@@ -138,6 +79,23 @@ def _parse_header(header_b64: str) -> tuple[str, str]:
     return alg, kid
 
 
+class _Request(NamedTuple):
+    dpop: str
+    method: str
+    url: str
+
+
+def _request(dpop: str | None, method: str | None, url: str | None) -> _Request | None:
+    """The request a DPoP proof must match; caller mistakes are ValueErrors, not refusals."""
+    if dpop is None:
+        return None
+    if not isinstance(method, str) or not method or not isinstance(url, str):
+        raise ValueError("verify(dpop=...) needs the request's method and url")
+    if normalize_htu(url) is None:
+        raise ValueError("url must be an absolute http(s) URL")
+    return _Request(dpop, method, url)
+
+
 class _Entry(NamedTuple):
     payload: str
     key: VerificationKey
@@ -164,6 +122,9 @@ class Verifier:
         now: Callable[[], float] | None = None,
         policies: Collection[str] | None = None,
         min_assurance: str | None = None,
+        status: StatusHook | None = None,
+        replay_cache: ReplayCache | None = None,
+        dpop_max_age: float = 60,
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ValueError("issuer must be a non-empty string")
@@ -177,6 +138,8 @@ class Verifier:
             raise ValueError(f"min_assurance must be one of {ASSURANCE_LEVELS}")
         if isinstance(policies, str):
             raise TypeError("policies must be a collection of names, not a string")
+        if isinstance(dpop_max_age, bool) or not 0 < dpop_max_age <= 3600:
+            raise ValueError("dpop_max_age must be between 0 (excluded) and 3600 seconds")
         self.issuer = issuer
         self.audience = audience
         self.keys: KeySource = StaticJWKS(keys) if isinstance(keys, Mapping) else keys
@@ -187,40 +150,100 @@ class Verifier:
         self._min_rank = ASSURANCE_LEVELS.index(min_assurance) if min_assurance else 0
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self.status = status
+        self.replay_cache: ReplayCache = (
+            replay_cache if replay_cache is not None else MemoryReplayCache()
+        )
+        self.dpop_max_age = dpop_max_age
 
     # -- public API ----------------------------------------------------------------------
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """Validate ``token`` and return its claims, or raise InvalidToken."""
-        return self._verify(token, self._now(), fetch=True)
+    def verify(
+        self,
+        token: str,
+        *,
+        dpop: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> dict[str, Any]:
+        """Validate ``token`` and return its claims, or raise InvalidToken.
 
-    async def verify_async(self, token: str) -> dict[str, Any]:
+        A token bound to a holder key (``cnf.jkt``) also needs ``dpop``, the request's DPoP
+        proof (RFC 9449), with the request's ``method`` and absolute ``url``; without a
+        proof it fails with ``binding_required``. For an unbound token ``dpop`` is ignored.
+        """
+        request = _request(dpop, method, url)
+        return self._verify(token, self._now(), fetch=True, request=request)
+
+    async def verify_async(
+        self,
+        token: str,
+        *,
+        dpop: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> dict[str, Any]:
         """Like :meth:`verify`; key-set network I/O runs in a worker thread."""
+        request = _request(dpop, method, url)
         now = self._now()
         try:
-            return self._verify(token, now, fetch=False)
+            return self._verify(token, now, fetch=False, request=request)
         except NeedsFetchError as pending:
             await asyncio.to_thread(self.keys.fetch, str(pending.args[0]), now)
         try:
-            return self._verify(token, now, fetch=False)
+            return self._verify(token, now, fetch=False, request=request)
         except NeedsFetchError as exc:  # the source still wants I/O: treat it as down
             raise e.KeySourceUnavailable("key set could not be fetched") from exc
 
     # -- internals -----------------------------------------------------------------------
 
-    def _verify(self, token: str, now: float, *, fetch: bool) -> dict[str, Any]:
+    def _verify(
+        self, token: str, now: float, *, fetch: bool, request: _Request | None
+    ) -> dict[str, Any]:
         if not isinstance(token, str):
             raise e.MalformedToken("token must be a str")
-        if self.cache_size:
-            hit = self._cache_get(token, now, fetch=fetch)
-            if hit is not None:
-                return hit
-        claims, payload, key = self._verify_uncached(token, now, fetch=fetch)
-        if self.cache_size:
-            self._cache_put(
-                token, _Entry(payload, key, claims["exp"], claims["nbf"], claims["iat"])
-            )
+        claims = self._cache_get(token, now, fetch=fetch) if self.cache_size else None
+        if claims is None:
+            claims, payload, key = self._verify_uncached(token, now, fetch=fetch)
+            if self.cache_size:
+                self._cache_put(
+                    token, _Entry(payload, key, claims["exp"], claims["nbf"], claims["iat"])
+                )
+        # Checks that depend on more than the token run on every call, cached or not.
+        if len(claims) > _N_REQUIRED:  # optional claims present (validated in _check_optional)
+            if "status" in claims and self.status is not None:
+                self._check_status(claims["status"]["status_list"])
+            if "cnf" in claims:
+                self._check_binding(token, claims["cnf"]["jkt"], now, request)
         return claims
+
+    def _check_status(self, ref: dict[str, Any]) -> None:
+        # IETF OAuth Token Status List: the hook decides; an error fails closed.
+        assert self.status is not None  # noqa: S101 - checked by the caller
+        try:
+            revoked = self.status.is_revoked(ref["uri"], ref["idx"])
+        except e.InvalidToken:
+            raise
+        except Exception as exc:
+            raise e.StatusUnavailable("status list entry could not be checked") from exc
+        if revoked is not False:  # anything but an explicit False refuses
+            raise e.RevokedToken("the token's status list entry is not VALID")
+
+    def _check_binding(self, token: str, jkt: str, now: float, request: _Request | None) -> None:
+        # RFC 7800 3.1 / RFC 9449 6.1 and 7.1: a bound token needs a proof of possession.
+        if request is None:
+            raise e.BindingRequired("token is bound to a holder key; a DPoP proof is required")
+        check_proof(
+            request.dpop,
+            token=token,
+            jkt=jkt,
+            method=request.method,
+            url=request.url,
+            now=now,
+            leeway=self.leeway,
+            max_age=self.dpop_max_age,
+            replay=self.replay_cache,
+        )
 
     def _cache_get(self, token: str, now: float, *, fetch: bool) -> dict[str, Any] | None:
         with self._cache_lock:
@@ -350,14 +373,13 @@ class Verifier:
             if type(idx) is not int or idx < 0:
                 raise e.InvalidClaim("status.status_list.idx must be an integer >= 0")
             _nonempty_str(ref, "uri", "status.status_list.")  # type: ignore[arg-type]
-        # RFC 7800 3.1 / RFC 9449 6: a bound token needs a proof of possession; DPoP proof
-        # checking is not available yet, so every bound token is refused.
+        # RFC 7800 3.1 / RFC 9449 6.1: cnf.jkt is the holder key's thumbprint; the proof itself
+        # is checked in _check_binding, on every call.
         if "cnf" in claims:
             cnf = claims["cnf"]
             if not isinstance(cnf, dict):
                 raise e.InvalidClaim("cnf must be an object")
             _nonempty_str(cnf, "jkt", "cnf.")
-            raise e.BindingRequired("token is bound to a holder key; a DPoP proof is required")
 
     def _check_eligibility(self, eligibility: object) -> None:
         # DESIGN token v1 "eligibility" object: policy, policy_version, policy_digest, assurance.

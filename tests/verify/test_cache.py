@@ -140,9 +140,22 @@ def test_cache_size_zero_disables(mint: Minter, jwks: dict[str, Any], clock: Clo
 
 def test_refused_tokens_are_not_cached(mint: Minter, jwks: dict[str, Any], clock: Clock) -> None:
     v = make(jwks, clock)
-    bound = mint(good_claims(cnf={"jkt": "abc"}))
+    foreign = mint(good_claims(aud="model:other"))
     for _ in range(2):
+        with pytest.raises(InvalidToken) as info:
+            v.verify(foreign)
+        assert info.value.code == "wrong_audience"
+    assert len(v._cache) == 0
+
+
+def test_cached_bound_token_still_needs_a_proof_every_time(
+    mint: Minter, jwks: dict[str, Any], clock: Clock
+) -> None:
+    # The token itself is valid and cached; the binding check runs on every call, hit or not.
+    v = make(jwks, clock)
+    bound = mint(good_claims(cnf={"jkt": "abc"}))
+    for _ in range(3):
         with pytest.raises(InvalidToken) as info:
             v.verify(bound)
         assert info.value.code == "binding_required"
-    assert len(v._cache) == 0
+    assert len(v._cache) == 1

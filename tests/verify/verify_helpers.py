@@ -204,3 +204,48 @@ class JWKSServer:
         self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def public_jwk(key: SigningKey) -> dict[str, Any]:
+    """The public members of a key's JWK (what a DPoP ``jwk`` header carries)."""
+    members = ("kty", "crv", "x", "y") if key.alg == "ES256" else ("kty", "crv", "x")
+    return {m: key.jwk[m] for m in members}
+
+
+def ath(token: str) -> str:
+    return b64url(hashlib.sha256(token.encode("ascii")).digest())
+
+
+_proof_counter = iter(range(1, 1 << 62))
+
+
+def make_proof(
+    holder: SigningKey,
+    token: str,
+    *,
+    method: str = "POST",
+    url: str = "https://gateway.example/v1/models/fable-5:generate",
+    iat: int = NOW,
+    signer: SigningKey | None = None,
+    header: dict[str, Any] | None = None,
+    claims: dict[str, Any] | bytes | None = None,
+    **claim_overrides: Any,
+) -> str:
+    """A DPoP proof (RFC 9449 4.2) for ``token`` signed by ``signer`` (default: holder)."""
+    signer = signer or holder
+    head: dict[str, Any] = {"typ": "dpop+jwt", "alg": signer.alg, "jwk": public_jwk(holder)}
+    head.update(header or {})
+    head = {k: v for k, v in head.items() if v is not _DROP}
+    if claims is None:
+        body: dict[str, Any] = {
+            "jti": f"proof-{next(_proof_counter)}",
+            "htm": method,
+            "htu": url,
+            "iat": iat,
+            "ath": ath(token),
+        }
+        body.update(claim_overrides)
+        claims = {k: v for k, v in body.items() if v is not _DROP}
+    raw_payload = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
+    signing_input = f"{b64url(json.dumps(head).encode())}.{b64url(raw_payload)}"
+    return f"{signing_input}.{b64url(signer.sign(signing_input.encode()))}"

@@ -1,0 +1,75 @@
+"""Strict JOSE decoding shared by tokens and DPoP proofs: base64url and duplicate-free JSON."""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import _errors as e
+
+__all__ = ["DECODER", "b64decode", "json_object"]
+
+
+class _DuplicateMemberError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateMemberError("duplicate member name")
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+# RFC 8259 4 says names SHOULD be unique; RFC 7515 5.2 step 4 lets us reject duplicates.
+DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+# the C scanner json uses internally (not in typeshed)
+_SCAN: Callable[[str, int], tuple[Any, int]] = DECODER.scan_once  # type: ignore[attr-defined]
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SEXTET = {c: i for i, c in enumerate(_ALPHABET)}
+# base64url -> base64 for binascii's strict decoder; "+" and "/" (not base64url) become "!",
+# which the strict decoder refuses, as it refuses every other non-alphabet character.
+_URL_TO_STD = bytes.maketrans(b"-_+/", b"+/!!")
+_PAD = (b"", b"", b"==", b"=")
+_a2b = binascii.a2b_base64
+
+
+def b64decode(segment: str) -> bytes:
+    """Decode one canonical, unpadded base64url segment or raise MalformedToken."""
+    # RFC 7515 2 / 7.1: base64url without padding. A token has exactly one spelling: refuse
+    # a length of 1 mod 4, stray trailing bits (RFC 4648 3.5) and any non-alphabet char.
+    rem = len(segment) % 4
+    if rem == 1 or not segment.isascii():
+        raise e.MalformedToken("bad base64url segment")
+    if rem and _SEXTET.get(segment[-1], 1) & (0x0F if rem == 2 else 0x03):
+        raise e.MalformedToken("non-canonical base64url")
+    try:
+        return _a2b(segment.encode("ascii").translate(_URL_TO_STD) + _PAD[rem], strict_mode=True)
+    except binascii.Error as exc:
+        raise e.MalformedToken("bad base64url segment") from exc
+
+
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """Parse UTF-8 JSON that must be an object without duplicate members (MalformedToken)."""
+    # RFC 7515 5.2 steps 3-4 / RFC 7519 7.2 steps 4 and 10: UTF-8 JSON object.
+    try:
+        text = raw.decode("utf-8")
+        try:  # fast path: the C scanner over the whole text, no surrounding whitespace
+            value, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # anything unusual: the full decoder decides (and explains)
+            value = DECODER.decode(text)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError/JSONDecodeError too
+        raise e.MalformedToken(f"{what} is not UTF-8 JSON without duplicates") from exc
+    if not isinstance(value, dict):
+        raise e.MalformedToken(f"{what} is not a JSON object")
+    return value
