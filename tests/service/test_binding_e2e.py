@@ -1,0 +1,91 @@
+"""Holder binding end to end: the live issuer binds a token, attest.verify checks DPoP proofs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from support import LiveServer
+from svc_helpers import token_for
+from verify_helpers import SigningKey, make_proof, new_ed25519, new_es256, public_jwk, thumbprint
+
+from attest.verify import InvalidToken, RemoteJWKS, Verifier
+
+FABLE = "model:fable-5"
+URL = "https://gateway.example/v1/models/fable-5:generate"
+
+
+def _verifier(live: LiveServer, audience: str = FABLE) -> Verifier:
+    return Verifier(
+        issuer=live.settings.issuer,
+        audience=audience,
+        keys=RemoteJWKS(live.base_url + "/.well-known/jwks.json"),
+    )
+
+
+def _code(verifier: Verifier, token: str, proof: str | None) -> str:
+    with pytest.raises(InvalidToken) as info:
+        verifier.verify(token, dpop=proof, method="POST", url=URL)
+    return info.value.code
+
+
+def _proof(holder: SigningKey, token: str, **kwargs: Any) -> str:
+    return make_proof(holder, token, url=URL, iat=int(time.time()), **kwargs)
+
+
+@pytest.mark.parametrize("make_holder", [new_es256, new_ed25519], ids=["P-256", "Ed25519"])
+def test_issued_bound_token_verifies_only_with_the_holders_fresh_proof(
+    live: LiveServer,
+    operator: httpx.Client,
+    admin: httpx.Client,
+    eligible_subject: dict[str, Any],
+    make_holder: Any,
+) -> None:
+    holder: SigningKey = make_holder()
+    response = token_for(operator, eligible_subject["id"], FABLE, holder_jwk=public_jwk(holder))
+    assert response.status_code == 201, response.text
+    token = response.json()["token"]
+    verifier = _verifier(live)
+
+    # Without a proof: binding_required.
+    assert _code(verifier, token, None) == "binding_required"
+    # With the holder's proof: accepted, and the claims name the holder key.
+    proof = _proof(holder, token)
+    claims = verifier.verify(token, dpop=proof, method="POST", url=URL)
+    assert claims["cnf"] == {"jkt": thumbprint(public_jwk(holder))}
+    # The same proof again: a replay.
+    assert _code(verifier, token, proof) == "dpop_replay"
+    # Someone else's key (the token was shared): refused.
+    assert _code(verifier, token, _proof(new_es256(), token)) == "dpop_key_mismatch"
+    # The holder's key, but a proof made for another request: refused.
+    wrong_request = _proof(holder, token, htu="https://gateway.example/v1/other")
+    assert _code(verifier, token, wrong_request) == "invalid_dpop_proof"
+    # A fresh proof works again.
+    verifier.verify(token, dpop=_proof(holder, token), method="POST", url=URL)
+    # The attestation record keeps the thumbprint.
+    record = admin.get(f"/v1/audit/attestations/{claims['jti']}")
+    assert record.status_code == 200, record.text
+    assert record.json()["cnf_jkt"] == claims["cnf"]["jkt"]
+
+
+def test_binding_required_audience_round_trip(
+    live: LiveServer, operator: httpx.Client, admin: httpx.Client, eligible_subject: dict[str, Any]
+) -> None:
+    audience = f"model:bound-{int(time.time() * 1000)}"
+    put = admin.put(
+        f"/v1/audiences/{audience}", json={"policy": "us-nationals-only", "binding_required": True}
+    )
+    assert put.status_code == 201, put.text
+    refused = token_for(operator, eligible_subject["id"], audience)
+    assert refused.status_code in (400, 422), refused.text
+    assert refused.json()["errors"][0]["field"] == "$.holder_jwk"
+    holder = new_es256()
+    issued = token_for(operator, eligible_subject["id"], audience, holder_jwk=public_jwk(holder))
+    assert issued.status_code == 201, issued.text
+    token = issued.json()["token"]
+    verifier = _verifier(live, audience)
+    assert _code(verifier, token, None) == "binding_required"
+    claims = verifier.verify(token, dpop=_proof(holder, token), method="POST", url=URL)
+    assert claims["aud"] == audience
