@@ -10,14 +10,23 @@ import asyncpg
 
 from attest.db import Conn
 
-__all__ = ["approve", "get_evidence", "insert_evidence", "list_for_subject", "verified_for_subject"]
+__all__ = [
+    "approve",
+    "close",
+    "document_in_use",
+    "get_evidence",
+    "insert_evidence",
+    "list_for_subject",
+    "lock_document",
+    "verified_for_subject",
+]
 
 COLUMNS = """id, subject_id, tenant, type, document_type, attributes, assurance, status, reasons,
-submitted_by, approved_by, created_at, verified_at, reverify_at"""
+submitted_by, approved_by, created_at, verified_at, reverify_at, closed_by, closed_at"""
 INSERT_EVIDENCE = f"""
 INSERT INTO evidence (id, subject_id, tenant, type, document_type, attributes, assurance, status,
-                      reasons, submitted_by, created_at, verified_at, reverify_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                      reasons, submitted_by, created_at, verified_at, reverify_at, document_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING {COLUMNS}
 """
 SELECT_FOR_UPDATE = f"SELECT {COLUMNS} FROM evidence WHERE id = $1 FOR UPDATE"
@@ -25,6 +34,20 @@ APPROVE = f"""
 UPDATE evidence SET status = 'verified', approved_by = $2, verified_at = $3, reverify_at = $4
 WHERE id = $1 AND status = 'pending_approval'
 RETURNING {COLUMNS}
+"""
+CLOSE = f"""
+UPDATE evidence SET status = $2, closed_by = $3, closed_at = $4, reasons = reasons || $5::jsonb
+WHERE id = $1 AND status = ANY($6::text[])
+RETURNING {COLUMNS}
+"""
+# Serialises submissions of one document within a tenant, so two subjects cannot both
+# claim the same document in concurrent transactions.
+LOCK_DOCUMENT = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 5))"
+DOCUMENT_IN_USE = """
+SELECT 1 FROM evidence
+WHERE tenant = $1 AND document_hash = $2 AND subject_id <> $3
+  AND status IN ('verified', 'pending_approval')
+LIMIT 1
 """
 SELECT_FOR_SUBJECT = f"SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 ORDER BY created_at, id"
 SELECT_VERIFIED = f"""
@@ -47,6 +70,7 @@ async def insert_evidence(
     now: datetime,
     verified_at: datetime | None,
     reverify_at: datetime | None,
+    document_hash: str | None = None,
 ) -> asyncpg.Record:
     row: asyncpg.Record | None = await conn.fetchrow(
         INSERT_EVIDENCE,
@@ -63,6 +87,7 @@ async def insert_evidence(
         now,
         verified_at,
         reverify_at,
+        document_hash,
     )
     assert row is not None  # noqa: S101 - INSERT .. RETURNING always returns the row
     return row
@@ -92,3 +117,31 @@ async def list_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[asyncpg.Re
 
 async def verified_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_VERIFIED, subject_id))
+
+
+async def close(
+    conn: Conn,
+    evidence_id: uuid.UUID,
+    *,
+    status: str,
+    closed_by: uuid.UUID,
+    now: datetime,
+    reasons: list[str],
+    from_statuses: tuple[str, ...],
+) -> asyncpg.Record | None:
+    """Move evidence to ``rejected`` or ``withdrawn``; None if its status was not expected."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        CLOSE, evidence_id, status, closed_by, now, reasons, list(from_statuses)
+    )
+    return row
+
+
+async def lock_document(conn: Conn, tenant: str, document_hash: str) -> None:
+    await conn.execute(LOCK_DOCUMENT, tenant, document_hash)
+
+
+async def document_in_use(
+    conn: Conn, tenant: str, document_hash: str, subject_id: uuid.UUID
+) -> bool:
+    """Whether another subject of the tenant has live evidence from this document."""
+    return await conn.fetchval(DOCUMENT_IN_USE, tenant, document_hash, subject_id) is not None

@@ -1,24 +1,34 @@
-"""Evidence over HTTP: submit for a subject, approve as a second reviewer."""
+"""Evidence over HTTP: submit for a subject, approve as a second reviewer, reject, withdraw."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Request, Response, post
 from litestar.params import FromPath, JSONBody
 
 from attest.audit import repository as audit
 from attest.errors import Conflict, FourEyesViolation, NotFound, UnprocessableInput
 from attest.evidence import repository
-from attest.evidence.service import PLANNED_TYPES, assess_manual_review
+from attest.evidence.documents import assess_document_mrz, document_hash_key
+from attest.evidence.service import (
+    PLANNED_TYPES,
+    SUPPORTED_TYPES,
+    Outcome,
+    assess_manual_review,
+)
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
 from attest.http.context import app_context
 from attest.subjects.routes import evidence_view
 from attest.subjects.service import parse_uuid, resolve_subject
 
-__all__ = ["approve_evidence", "submit_evidence"]
+__all__ = ["approve_evidence", "reject_evidence", "submit_evidence", "withdraw_evidence"]
+
+#: A TD1 MRZ is 3 x 30 characters, a TD3 2 x 44; this leaves room for line breaks and blanks.
+MAX_MRZ_LENGTH = 200
 
 
 class SubmitEvidence(Body):
@@ -26,10 +36,17 @@ class SubmitEvidence(Body):
     document_type: str | None = None
     attributes: dict[str, Any] = {}  # noqa: RUF012 - msgspec copies mutable defaults
     assurance: Literal["IAL1", "IAL2", "IAL3"] = "IAL1"
+    #: document_mrz: the machine-readable zone, lines separated by line breaks.
+    mrz: Annotated[str, msgspec.Meta(max_length=MAX_MRZ_LENGTH)] | None = None
 
 
 class Approval(Body):
     comment: str | None = None
+
+
+class Closing(Body):
+    #: Why the reviewer rejects or withdraws; kept on the evidence, never in the audit trail.
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
 
 
 @post(
@@ -43,32 +60,71 @@ async def submit_evidence(
     if data.type in PLANNED_TYPES:
         raise UnprocessableInput(
             f"Evidence type '{data.type}' is not supported by this release yet.",
-            errors=[{"field": "$.type", "message": "supported: manual_review"}],
+            errors=[{"field": "$.type", "message": f"supported: {', '.join(SUPPORTED_TYPES)}"}],
         )
-    if data.type != "manual_review":
+    if data.type not in SUPPORTED_TYPES:
         raise UnprocessableInput(
             "Unknown evidence type.",
-            errors=[{"field": "$.type", "message": "supported: manual_review"}],
+            errors=[{"field": "$.type", "message": f"supported: {', '.join(SUPPORTED_TYPES)}"}],
         )
     settings = ctx.settings
     async with ctx.pool.acquire() as conn, conn.transaction():
         subject = await resolve_subject(conn, client, subject_id=subject_id, for_update=True)
         now = ctx.now()
-        outcome = assess_manual_review(
-            document_type=data.document_type,
-            attributes=data.attributes,
-            assurance=data.assurance,
-            now=now,
-            validity=timedelta(days=settings.evidence_validity_days),
-            four_eyes_min=settings.four_eyes_min_assurance,
-        )
+        validity = timedelta(days=settings.validity_days_for(data.type))
+        four_eyes_min = settings.four_eyes_min_for(subject["tenant"])
+        attributes = data.attributes
+        digest: str | None = None
+        codes: list[str] = []
+        if data.type == "document_mrz":
+            assessed = assess_document_mrz(
+                mrz=data.mrz,
+                attributes=data.attributes,
+                document_type=data.document_type,
+                assurance=data.assurance,
+                now=now,
+                validity=validity,
+                four_eyes_min=four_eyes_min,
+                hash_key=document_hash_key(settings.document_hash_secret, ctx.pairwise_key),
+            )
+            outcome, attributes, digest = (
+                assessed.outcome,
+                assessed.attributes,
+                assessed.document_hash,
+            )
+            codes = assessed.reason_codes
+            if digest is not None:
+                await repository.lock_document(conn, subject["tenant"], digest)
+                if await repository.document_in_use(conn, subject["tenant"], digest, subject["id"]):
+                    codes = ["document_in_use"]
+                    outcome = Outcome(
+                        "rejected",
+                        ["document_in_use: This document already supports another subject."],
+                        None,
+                        None,
+                    )
+                    digest = None
+        else:
+            if data.mrz is not None:
+                raise UnprocessableInput(
+                    "The evidence is malformed.",
+                    errors=[{"field": "$.mrz", "message": "only for document_mrz"}],
+                )
+            outcome = assess_manual_review(
+                document_type=data.document_type,
+                attributes=data.attributes,
+                assurance=data.assurance,
+                now=now,
+                validity=validity,
+                four_eyes_min=four_eyes_min,
+            )
         row = await repository.insert_evidence(
             conn,
             subject_id=subject["id"],
             tenant=subject["tenant"],
             type_=data.type,
             document_type=data.document_type,
-            attributes=data.attributes,
+            attributes=attributes,
             assurance=data.assurance,
             status=outcome.status,
             reasons=outcome.reasons,
@@ -76,6 +132,7 @@ async def submit_evidence(
             now=now,
             verified_at=outcome.verified_at,
             reverify_at=outcome.reverify_at,
+            document_hash=digest,
         )
         # Attribute names only: the values (nationalities) are personal data.
         await audit.record(
@@ -89,8 +146,10 @@ async def submit_evidence(
                 "evidence_id": str(row["id"]),
                 "type": data.type,
                 "assurance": data.assurance,
-                "attributes": sorted(data.attributes),
+                "attributes": sorted(attributes),
                 "reasons": len(outcome.reasons),
+                # Rule codes only (document_mrz): never the fields they concern.
+                **({"reason_codes": codes} if codes else {}),
             },
         )
     return Response(evidence_view(row), status_code=201)
@@ -117,8 +176,11 @@ async def approve_evidence(
                 "a second, different reviewer must."
             )
         now = ctx.now()
-        validity = timedelta(days=ctx.settings.evidence_validity_days)
-        updated = await repository.approve(conn, ident, client.id, now, now + validity)
+        reverify_at = now + timedelta(days=ctx.settings.validity_days_for(row["type"]))
+        if row["reverify_at"] is not None:
+            # Set at submission for documents: approval never extends it past their expiry.
+            reverify_at = min(reverify_at, row["reverify_at"])
+        updated = await repository.approve(conn, ident, client.id, now, reverify_at)
         if updated is None:
             raise Conflict("The evidence changed while it was being approved.")
         await audit.record(
@@ -131,3 +193,91 @@ async def approve_evidence(
             data={"evidence_id": str(ident), "assurance": row["assurance"]},
         )
     return Response(evidence_view(updated), status_code=200)
+
+
+async def _close(
+    request: Request[Any, Any, Any],
+    evidence_id: str,
+    data: Closing | None,
+    *,
+    status: str,
+    from_statuses: tuple[str, ...],
+    event: str,
+) -> Response[Any]:
+    client = current_client(request)
+    ctx = app_context(request)
+    ident = parse_uuid(evidence_id, "evidence")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await repository.get_evidence(conn, ident)
+        if row is None or not client.can_see(row["tenant"]):
+            raise NotFound("No evidence with this id.")
+        if row["status"] not in from_statuses:
+            raise Conflict(
+                f"The evidence is '{row['status']}'; only {' or '.join(from_statuses)} "
+                f"evidence can be {status}."
+            )
+        now = ctx.now()
+        note = f"{status}_by_reviewer" + (f": {data.reason}" if data and data.reason else "")
+        updated = await repository.close(
+            conn,
+            ident,
+            status=status,
+            closed_by=client.id,
+            now=now,
+            reasons=[note],
+            from_statuses=from_statuses,
+        )
+        if updated is None:
+            raise Conflict("The evidence changed while it was being closed.")
+        # The reviewer's free text may hold personal data: the audit event says only
+        # whether one was given.
+        await audit.record(
+            conn,
+            event,
+            occurred_at=now,
+            actor=client.id,
+            tenant=row["tenant"],
+            subject_id=row["subject_id"],
+            data={
+                "evidence_id": str(ident),
+                "type": row["type"],
+                "previous_status": row["status"],
+                "by_reviewer": True,
+                "reason_given": bool(data and data.reason),
+            },
+        )
+    return Response(evidence_view(updated), status_code=200)
+
+
+@post("/v1/evidence/{evidence_id:str}/rejections", guards=[requires("evidence:review")])
+async def reject_evidence(
+    request: Request[Any, Any, Any],
+    evidence_id: FromPath[str],
+    data: JSONBody[Closing | None] = None,
+) -> Response[Any]:
+    """A reviewer rejects evidence awaiting approval; it never counts."""
+    return await _close(
+        request,
+        evidence_id,
+        data,
+        status="rejected",
+        from_statuses=("pending_approval",),
+        event="evidence.rejected",
+    )
+
+
+@post("/v1/evidence/{evidence_id:str}/withdrawals", guards=[requires("evidence:review")])
+async def withdraw_evidence(
+    request: Request[Any, Any, Any],
+    evidence_id: FromPath[str],
+    data: JSONBody[Closing | None] = None,
+) -> Response[Any]:
+    """A reviewer withdraws verified (or pending) evidence; from now on it no longer counts."""
+    return await _close(
+        request,
+        evidence_id,
+        data,
+        status="withdrawn",
+        from_statuses=("verified", "pending_approval"),
+        event="evidence.withdrawn",
+    )

@@ -20,12 +20,18 @@ from attest.evidence.attributes import (
 )
 from attest.policy.engine import Fact
 
-__all__ = ["Outcome", "assess_manual_review", "current_attributes", "facts_from_evidence"]
+__all__ = [
+    "Outcome",
+    "assess_manual_review",
+    "current_attributes",
+    "facts_from_evidence",
+    "needs_second_reviewer",
+]
 
-#: Evidence types the service will verify. Only manual review exists so far.
-SUPPORTED_TYPES = ("manual_review",)
+#: Evidence types the service verifies.
+SUPPORTED_TYPES = ("manual_review", "document_mrz")
 #: Types named by the design that this release does not verify yet.
-PLANNED_TYPES = ("document_mrz", "idp_assertion")
+PLANNED_TYPES = ("idp_assertion",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,8 @@ def evidence_view(row: asyncpg.Record) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "verified_at": iso(row["verified_at"]),
         "reverify_at": iso(row["reverify_at"]),
+        "closed_by": str(row["closed_by"]) if row["closed_by"] else None,
+        "closed_at": iso(row["closed_at"]),
     }
 
 
