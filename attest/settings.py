@@ -273,7 +273,10 @@ def _check_evidence(values: dict[str, Any]) -> dict[str, Any]:
 def _check_keys(values: dict[str, Any]) -> None:
     """Refuse key settings that would break rotation safety (DESIGN.md "Keys")."""
     defaults = Settings()
-    get = lambda key: values.get(key, getattr(defaults, key))  # noqa: E731
+
+    def get(key: str) -> Any:
+        return values.get(key, getattr(defaults, key))
+
     if get("key_algorithm") not in {"ES256", "EdDSA"}:
         raise SettingsError("ATTEST_KEY_ALGORITHM must be ES256 or EdDSA")
     if get("key_prepublish") < get("jwks_max_age"):

@@ -6,8 +6,10 @@ wrong passphrase or a damaged file is a start-up error, never a reason to make a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -16,9 +18,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from attest.keys.jwk import PublicKey, public_jwk, thumbprint
+from attest.keys.jwk import PublicKey, b64url, public_jwk, thumbprint
 
-__all__ = ["FileKeystore", "KeystoreError", "Signer"]
+__all__ = ["Algorithm", "FileKeystore", "Keystore", "KeystoreError", "Signer", "compact_jws"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,34 @@ class Signer(Protocol):
     def public_jwk(self) -> dict[str, str]: ...
 
     def sign_jwt(self, claims: dict[str, object], typ: str) -> str: ...
+
+
+class Keystore(Protocol):
+    """Where private keys live. ``ref`` is what the database stores to find a key again."""
+
+    def generate(self, alg: Algorithm) -> Signer: ...
+
+    def load(self, kid: str, alg: Algorithm, ref: str | None = None) -> Signer: ...
+
+    def ref(self, signer: Signer) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def compact_jws(
+    claims: dict[str, object], *, alg: Algorithm, kid: str, typ: str, sign: Callable[[bytes], bytes]
+) -> str:
+    """A compact JWS (RFC 7515 section 7.1) whose signature comes from ``sign``.
+
+    For keystores whose private key never leaves a device: ``sign`` gets the signing input
+    and returns the JOSE signature (ES256: r || s, 64 bytes; EdDSA: 64 bytes).
+    """
+    # RFC 8725 section 3.11: an explicit typ; the kid names the key, the alg is ours.
+    header = {"alg": alg, "kid": kid, "typ": typ}
+    head = b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{head}.{body}".encode("ascii")
+    return f"{head}.{body}.{b64url(sign(signing_input))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +128,18 @@ class FileKeystore:
         log.info("generated %s signing key %s in %s", alg, kid, self.directory)
         return _LocalSigner(kid, alg, key)
 
-    def load(self, kid: str, alg: Algorithm) -> _LocalSigner:
+    def ref(self, signer: Signer) -> str:
+        return f"file:{signer.kid}"
+
+    def close(self) -> None:
+        """Nothing to release: keys are read when loaded."""
+
+    def load(self, kid: str, alg: Algorithm, ref: str | None = None) -> _LocalSigner:
+        if ref is not None and ref != f"file:{kid}":
+            raise KeystoreError(
+                f"key {kid} is held by another keystore ({ref.split(':', 1)[0]}), not the "
+                "file keystore: check ATTEST_KEYSTORE"
+            )
         path = self._path(kid)
         try:
             pem = path.read_bytes()

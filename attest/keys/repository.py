@@ -8,25 +8,99 @@ import asyncpg
 
 from attest.db import Conn
 
-__all__ = ["active_key", "insert_active_key", "list_keys", "published_keys"]
+__all__ = [
+    "KEYS_LOCK",
+    "active_key",
+    "current_signing_key",
+    "current_signing_kid",
+    "get_key",
+    "insert_active_key",
+    "insert_pending_key",
+    "keys_in_state",
+    "last_expiry",
+    "list_keys",
+    "lock_keys",
+    "max_audience_lifetime",
+    "published_keys",
+    "set_state",
+    "try_lock_keys",
+]
+
+#: Advisory lock key for key transitions ("attest" + 3): one instance rotates at a time.
+KEYS_LOCK = 0x617474657303
 
 KEY_COLUMNS = """kid, alg, state, public_jwk, keystore_ref, created_at, activated_at, retiring_at,
-retired_at, compromised_at"""
+retired_at, compromised_at, activate_after, retire_after"""
 SELECT_ACTIVE = f"SELECT {KEY_COLUMNS} FROM signing_keys WHERE state = 'active' AND alg = $1"
+# The signing key: the active key activated last (normally the only active key).
+SELECT_CURRENT = f"""
+SELECT {KEY_COLUMNS} FROM signing_keys WHERE state = 'active'
+ORDER BY activated_at DESC, kid LIMIT 1
+"""
+SELECT_CURRENT_KID = """
+SELECT kid FROM signing_keys WHERE state = 'active' ORDER BY activated_at DESC, kid LIMIT 1
+"""
 SELECT_PUBLISHED = f"""
 SELECT {KEY_COLUMNS} FROM signing_keys WHERE state IN ('pending', 'active', 'retiring')
 ORDER BY created_at, kid
 """
 SELECT_ALL = f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"
+SELECT_ONE = f"SELECT {KEY_COLUMNS} FROM signing_keys WHERE kid = $1"
+SELECT_IN_STATE = f"SELECT {KEY_COLUMNS} FROM signing_keys WHERE state = $1 ORDER BY created_at"
 INSERT_ACTIVE = """
 INSERT INTO signing_keys (kid, alg, state, public_jwk, keystore_ref, created_at, activated_at)
 VALUES ($1, $2, 'active', $3, $4, $5, $5)
 """
+INSERT_PENDING = """
+INSERT INTO signing_keys (kid, alg, state, public_jwk, keystore_ref, created_at, activate_after)
+VALUES ($1, $2, 'pending', $3, $4, $5, $6)
+"""
+# One statement per target state; the trigger of 0003_keys.sql refuses any other transition.
+UPDATE_STATE = {
+    "active": "UPDATE signing_keys SET state = 'active', activated_at = $2 WHERE kid = $1",
+    "retiring": """UPDATE signing_keys SET state = 'retiring', retiring_at = $2, retire_after = $3
+        WHERE kid = $1""",
+    "retired": "UPDATE signing_keys SET state = 'retired', retired_at = $2 WHERE kid = $1",
+    "compromised": """UPDATE signing_keys SET state = 'compromised', compromised_at = $2
+        WHERE kid = $1""",
+}
+SELECT_LAST_EXPIRY = "SELECT max(expires_at) FROM attestations WHERE kid = $1"
+SELECT_MAX_LIFETIME = "SELECT max(token_lifetime) FROM audiences"
+
+
+async def lock_keys(conn: Conn) -> None:
+    """Take the key-transition lock until the end of the current transaction (waits)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", KEYS_LOCK)
+
+
+async def try_lock_keys(conn: Conn) -> bool:
+    """Take the key-transition lock for this transaction if no other instance holds it."""
+    got: bool = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", KEYS_LOCK)
+    return got
 
 
 async def active_key(conn: Conn, alg: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(SELECT_ACTIVE, alg)
     return row
+
+
+async def current_signing_key(conn: Conn | asyncpg.Pool) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(SELECT_CURRENT)
+    return row
+
+
+async def current_signing_kid(conn: Conn | asyncpg.Pool) -> str | None:
+    kid: str | None = await conn.fetchval(SELECT_CURRENT_KID)
+    return kid
+
+
+async def get_key(conn: Conn | asyncpg.Pool, kid: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(SELECT_ONE, kid)
+    return row
+
+
+async def keys_in_state(conn: Conn, state: str) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_IN_STATE, state))
 
 
 async def published_keys(conn: Conn | asyncpg.Pool) -> list[asyncpg.Record]:
@@ -46,3 +120,35 @@ async def insert_active_key(
     now: datetime,
 ) -> None:
     await conn.execute(INSERT_ACTIVE, kid, alg, public_jwk, keystore_ref, now)
+
+
+async def insert_pending_key(
+    conn: Conn,
+    kid: str,
+    alg: str,
+    public_jwk: dict[str, str],
+    keystore_ref: str,
+    now: datetime,
+    activate_after: datetime,
+) -> None:
+    await conn.execute(INSERT_PENDING, kid, alg, public_jwk, keystore_ref, now, activate_after)
+
+
+async def set_state(
+    conn: Conn, kid: str, state: str, at: datetime, until: datetime | None = None
+) -> None:
+    if state == "retiring":
+        await conn.execute(UPDATE_STATE[state], kid, at, until)
+    else:
+        await conn.execute(UPDATE_STATE[state], kid, at)
+
+
+async def last_expiry(conn: Conn, kid: str) -> datetime | None:
+    """When the last token recorded as signed by ``kid`` expires (None: it signed none)."""
+    value: datetime | None = await conn.fetchval(SELECT_LAST_EXPIRY, kid)
+    return value
+
+
+async def max_audience_lifetime(conn: Conn) -> int | None:
+    value: int | None = await conn.fetchval(SELECT_MAX_LIFETIME)
+    return value

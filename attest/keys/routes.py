@@ -7,15 +7,19 @@ import json
 from typing import Any
 
 import asyncpg
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, JSONBody
 
-from attest.http.auth import requires
-from attest.http.context import app_context
-from attest.keys import repository
+from attest.errors import InvalidInput, ServiceUnavailable
+from attest.http.auth import current_client, requires
+from attest.http.bodies import Body
+from attest.http.context import AppContext, app_context
+from attest.keys import lifecycle, repository
+from attest.keys.keyring import Keyring
 from attest.policy import repository as policies
 from attest.settings import HARD_MAX_TOKEN_LIFETIME
 
-__all__ = ["configuration", "jwks", "list_keys"]
+__all__ = ["configuration", "jwks", "key_history", "list_keys", "revoke_key", "rotate_keys"]
 
 
 def _jwk(row: asyncpg.Record) -> dict[str, Any]:
@@ -64,27 +68,109 @@ async def configuration(request: Request[Any, Any, Any]) -> dict[str, Any]:
     }
 
 
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _history_view(r: asyncpg.Record) -> dict[str, Any]:
+    """A key's public half and validity window: it signed from activated_at to retiring_at
+    (or compromised_at), and was published from created_at to retired_at/compromised_at."""
+    return {
+        "kid": r["kid"],
+        "alg": r["alg"],
+        "state": r["state"],
+        "public_jwk": _jwk(r),
+        "created_at": _iso(r["created_at"]),
+        "activated_at": _iso(r["activated_at"]),
+        "retiring_at": _iso(r["retiring_at"]),
+        "retired_at": _iso(r["retired_at"]),
+        "compromised_at": _iso(r["compromised_at"]),
+    }
+
+
 @get("/v1/keys", guards=[requires("keys:admin")])
 async def list_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Every key with its state and the times of its due transitions (admin)."""
     ctx = app_context(request)
     rows = await repository.list_keys(ctx.pool)
-
-    def iso(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
-
     return {
         "keys": [
             {
-                "kid": r["kid"],
-                "alg": r["alg"],
-                "state": r["state"],
-                "public_jwk": _jwk(r),
-                "created_at": iso(r["created_at"]),
-                "activated_at": iso(r["activated_at"]),
-                "retiring_at": iso(r["retiring_at"]),
-                "retired_at": iso(r["retired_at"]),
-                "compromised_at": iso(r["compromised_at"]),
+                **_history_view(r),
+                "activate_after": _iso(r["activate_after"]),
+                "retire_after": _iso(r["retire_after"]),
+                "keystore_ref": r["keystore_ref"],
             }
             for r in rows
         ]
+    }
+
+
+@get("/v1/keys/history")
+async def key_history(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Public: every key ever used, so old attestations stay verifiable after retirement."""
+    ctx = app_context(request)
+    rows = await repository.list_keys(ctx.pool)
+    return {"keys": [_history_view(r) for r in rows]}
+
+
+def _keyring(ctx: AppContext) -> Keyring:
+    if ctx.keyring is None:
+        raise ServiceUnavailable("The keystore is not open yet.")
+    return ctx.keyring
+
+
+@post("/v1/keys/rotate", guards=[requires("keys:admin")], status_code=202)
+async def rotate_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Publish the next key as pending; it signs once the pre-publication period is over."""
+    ctx = app_context(request)
+    keyring = _keyring(ctx)
+    policy = lifecycle.KeyPolicy.from_settings(ctx.settings)
+    async with ctx.pool.acquire() as conn:
+        done = await lifecycle.rotate(
+            conn, keyring.keystore, policy, ctx.now(), current_client(request).id, "api"
+        )
+    return {
+        "kid": done.kid,
+        "alg": done.alg,
+        "state": "pending",
+        "activate_after": _iso(done.activate_after),
+        "created": done.created,
+    }
+
+
+class RevokeRequest(Body):
+    compromised: bool = False
+
+
+@post("/v1/keys/{kid:str}/revoke", guards=[requires("keys:admin")], status_code=200)
+async def revoke_key(
+    request: Request[Any, Any, Any], kid: FromPath[str], data: JSONBody[RevokeRequest]
+) -> dict[str, Any]:
+    """Mark a key compromised: out of JWKS at once; a signing key is replaced immediately."""
+    if not data.compromised:
+        raise InvalidInput(
+            'Only compromise revocation exists: send {"compromised": true}. Rotation '
+            "replaces a healthy key safely (POST /v1/keys/rotate).",
+            errors=[{"field": "$.compromised", "message": "must be true"}],
+        )
+    ctx = app_context(request)
+    keyring = _keyring(ctx)
+    policy = lifecycle.KeyPolicy.from_settings(ctx.settings)
+    async with ctx.pool.acquire() as conn:
+        done = await lifecycle.revoke_compromised(
+            conn, keyring.keystore, policy, ctx.now(), kid, current_client(request).id, "api"
+        )
+        await ctx.current_signer(conn)
+    return {
+        "kid": done.kid,
+        "state": "compromised",
+        "previous_state": done.previous_state,
+        "compromised_at": _iso(done.compromised_at),
+        "replacement": (
+            {"kid": done.replacement, "alg": done.replacement_alg, "state": "active"}
+            if done.replacement
+            else None
+        ),
+        "prepublication_skipped": done.prepublication_skipped,
     }

@@ -1,0 +1,50 @@
+"""The instance's view of the signing key: whichever key the database says is active.
+
+Every issuance asks the database for the active kid (one indexed lookup in the request's
+own connection), so an instance signs with a newly activated key at once, without a
+restart, and never again with a key another instance marked compromised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from attest.db import Conn
+from attest.keys import repository
+from attest.keys.keystore import FileKeystore, Keystore, KeystoreError, Signer
+from attest.settings import Settings
+
+__all__ = ["Keyring", "open_keystore"]
+
+
+def open_keystore(settings: Settings, passphrase: Callable[[], str]) -> Keystore:
+    """The configured keystore. ``passphrase`` is asked only for the file keystore."""
+    if settings.keystore == "pkcs11":
+        from attest.keys.pkcs11 import Pkcs11Keystore, read_pin  # noqa: PLC0415
+
+        module, label = settings.pkcs11_module, settings.pkcs11_token_label
+        if not module or not label:
+            raise KeystoreError("ATTEST_PKCS11_MODULE and ATTEST_PKCS11_TOKEN_LABEL must be set")
+        pin = read_pin(settings.pkcs11_pin, settings.pkcs11_pin_file)
+        return Pkcs11Keystore(module, label, pin)
+    return FileKeystore(settings.keystore_path, passphrase())
+
+
+class Keyring:
+    """Loads signers from the keystore by kid and follows the database's active key."""
+
+    def __init__(self, keystore: Keystore) -> None:
+        self.keystore = keystore
+        self.current: Signer | None = None
+
+    async def active(self, conn: Conn) -> Signer:
+        kid = await repository.current_signing_kid(conn)
+        current = self.current
+        if current is not None and current.kid == kid:
+            return current
+        row = await repository.current_signing_key(conn)
+        if row is None:
+            raise KeystoreError("no signing key is active: see 'attest keys list'")
+        # Only the active key is kept loaded: a replaced or compromised key is dropped here.
+        self.current = self.keystore.load(row["kid"], row["alg"], row["keystore_ref"])
+        return self.current

@@ -1,0 +1,199 @@
+"""PKCS#11 keystore: keys generated inside an HSM token, non-extractable, signing done there.
+
+Configured with the module path, the token label and the user PIN (``ATTEST_PKCS11_PIN`` or
+``ATTEST_PKCS11_PIN_FILE``). The PIN is never logged nor put in an error message. Each key
+is found again by its ``CKA_ID`` (random, recorded as ``pkcs11:id=<hex>`` in the database),
+and on load its public half must hash to the kid the database names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from attest.keys.jwk import PublicKey, public_jwk, thumbprint
+from attest.keys.keystore import Algorithm, KeystoreError, Signer, compact_jws
+
+__all__ = ["Pkcs11Keystore", "read_pin"]
+
+log = logging.getLogger(__name__)
+
+_P256_OID = "1.2.840.10045.3.1.7"
+_ED25519_OID = "1.3.101.112"
+
+
+def read_pin(pin: str | None, pin_file: str | None) -> str:
+    """The PIN from the setting or the first line of the file (the value is never echoed)."""
+    if pin:
+        return pin
+    if not pin_file:
+        raise KeystoreError("no PKCS#11 PIN configured (ATTEST_PKCS11_PIN or _PIN_FILE)")
+    try:
+        lines = Path(pin_file).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise KeystoreError(
+            f"cannot read ATTEST_PKCS11_PIN_FILE {pin_file}: {exc.strerror}"
+        ) from None
+    if not lines or not lines[0].strip():
+        raise KeystoreError(f"ATTEST_PKCS11_PIN_FILE {pin_file} is empty")
+    return lines[0].strip()
+
+
+def _der_octets(value: bytes) -> bytes:
+    """CKA_EC_POINT is a DER OCTET STRING (PKCS#11 3.0 section 2.3.3); some tokens send it raw."""
+    if len(value) >= 2 and value[0] == 0x04 and value[1] == len(value) - 2:
+        return value[2:]
+    if len(value) >= 3 and value[0] == 0x04 and value[1] == 0x81 and value[2] == len(value) - 3:
+        return value[3:]
+    return value
+
+
+@dataclass(slots=True)
+class _TokenSigner:
+    kid: str
+    alg: Algorithm
+    _private: Any
+    _public: PublicKey
+    _lock: threading.Lock
+
+    def public_jwk(self) -> dict[str, str]:
+        return public_jwk(self._public)
+
+    def _sign(self, data: bytes) -> bytes:
+        import pkcs11  # noqa: PLC0415 - the server extra only
+
+        with self._lock:  # one PKCS#11 session is shared: one operation at a time
+            if self.alg == "ES256":
+                # CKM_ECDSA over the SHA-256 digest: the token returns r || s (RFC 7518 3.4).
+                signature: bytes = self._private.sign(
+                    hashlib.sha256(data).digest(), mechanism=pkcs11.Mechanism.ECDSA
+                )
+            else:
+                signature = self._private.sign(data, mechanism=pkcs11.Mechanism.EDDSA)
+        return signature
+
+    def sign_jwt(self, claims: dict[str, object], typ: str) -> str:
+        return compact_jws(claims, alg=self.alg, kid=self.kid, typ=typ, sign=self._sign)
+
+
+class Pkcs11Keystore:
+    """Keys inside a PKCS#11 token (an HSM; SoftHSM2 in tests)."""
+
+    def __init__(self, module: str, token_label: str, pin: str) -> None:
+        try:
+            import pkcs11  # noqa: PLC0415
+            from pkcs11.exceptions import PKCS11Error  # noqa: PLC0415
+        except ImportError as exc:
+            raise KeystoreError("the PKCS#11 keystore needs python-pkcs11 (server extra)") from exc
+        self._pkcs11 = pkcs11
+        self._lock = threading.Lock()
+        try:
+            library = pkcs11.lib(module)
+            token = library.get_token(token_label=token_label)
+            try:
+                self._session = token.open(user_pin=pin, rw=True)
+            except pkcs11.exceptions.UserAlreadyLoggedIn:
+                # Login state is per process and token (PKCS#11 section 5.6): another keystore
+                # of this process is logged in already, and this session shares its login.
+                self._session = token.open(rw=True)
+        except PKCS11Error as exc:
+            # The PIN is never part of the message; the exception class names the cause.
+            raise KeystoreError(
+                f"cannot open PKCS#11 token {token_label!r} with module {module}: "
+                f"{type(exc).__name__}"
+            ) from None
+        except (OSError, RuntimeError) as exc:
+            raise KeystoreError(f"cannot load PKCS#11 module {module}: {exc}") from None
+        self.module = module
+        self.token_label = token_label
+
+    def close(self) -> None:
+        self._session.close()
+
+    def ref(self, signer: Signer) -> str:
+        if not isinstance(signer, _TokenSigner):
+            raise KeystoreError("not a PKCS#11 key")
+        key_id: bytes = signer._private[self._pkcs11.Attribute.ID]
+        return f"pkcs11:id={key_id.hex()}"
+
+    def generate(self, alg: Algorithm) -> Signer:
+        from pkcs11.util.ec import encode_named_curve_parameters  # noqa: PLC0415
+
+        p = self._pkcs11
+        attr = p.Attribute
+        key_id = secrets.token_bytes(16)
+        if alg == "ES256":
+            key_type, oid, mechanism = p.KeyType.EC, _P256_OID, p.Mechanism.EC_KEY_PAIR_GEN
+        else:
+            key_type, oid = p.KeyType.EC_EDWARDS, _ED25519_OID
+            mechanism = p.Mechanism.EC_EDWARDS_KEY_PAIR_GEN
+        private_template = {
+            attr.TOKEN: True,
+            attr.PRIVATE: True,
+            attr.SENSITIVE: True,
+            attr.EXTRACTABLE: False,  # the private key never leaves the token
+            attr.SIGN: True,
+        }
+        with self._lock:
+            try:
+                params = self._session.create_domain_parameters(
+                    key_type, {attr.EC_PARAMS: encode_named_curve_parameters(oid)}, local=True
+                )
+                public, private = params.generate_keypair(
+                    id=key_id,
+                    store=True,
+                    mechanism=mechanism,
+                    public_template={attr.TOKEN: True, attr.VERIFY: True},
+                    private_template=private_template,
+                )
+                public_key = self._public_key(public, alg)
+            except p.exceptions.PKCS11Error as exc:
+                raise KeystoreError(
+                    f"the PKCS#11 token cannot generate an {alg} key: {type(exc).__name__}"
+                ) from None
+        kid = thumbprint(public_jwk(public_key))
+        with self._lock:
+            private[attr.LABEL] = f"attest {kid}"
+            public[attr.LABEL] = f"attest {kid}"
+        log.info("generated %s signing key %s in PKCS#11 token %s", alg, kid, self.token_label)
+        return _TokenSigner(kid, alg, private, public_key, self._lock)
+
+    def _public_key(self, public: Any, alg: Algorithm) -> PublicKey:
+        point = _der_octets(bytes(public[self._pkcs11.Attribute.EC_POINT]))
+        if alg == "ES256":
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        return ed25519.Ed25519PublicKey.from_public_bytes(point)
+
+    def load(self, kid: str, alg: Algorithm, ref: str | None = None) -> Signer:
+        if ref is None or not ref.startswith("pkcs11:id="):
+            raise KeystoreError(
+                f"key {kid} is not held by a PKCS#11 keystore (ref {ref!r}): check ATTEST_KEYSTORE"
+            )
+        p = self._pkcs11
+        key_id = bytes.fromhex(ref.removeprefix("pkcs11:id="))
+        with self._lock:
+            try:
+                private = self._session.get_key(object_class=p.ObjectClass.PRIVATE_KEY, id=key_id)
+                public = self._session.get_key(object_class=p.ObjectClass.PUBLIC_KEY, id=key_id)
+                public_key = self._public_key(public, alg)
+            except p.exceptions.NoSuchKey:
+                raise KeystoreError(
+                    f"private key {kid} is not in the PKCS#11 token {self.token_label!r}"
+                ) from None
+            except (p.exceptions.PKCS11Error, ValueError) as exc:
+                raise KeystoreError(
+                    f"cannot read key {kid} from the PKCS#11 token: {type(exc).__name__}"
+                ) from None
+            extractable = private[p.Attribute.EXTRACTABLE]
+        if extractable:
+            raise KeystoreError(f"PKCS#11 key {kid} is extractable: refusing to sign with it")
+        if thumbprint(public_jwk(public_key)) != kid:
+            raise KeystoreError(f"the PKCS#11 object {ref} does not hold the key {kid}")
+        return _TokenSigner(kid, alg, private, public_key, self._lock)
