@@ -83,6 +83,15 @@ percent-encoding). Proof ``jti`` values are remembered per holder key by a
 :class:`ReplayCache` (default :class:`MemoryReplayCache`, one process; plug in a shared one
 for several) for ``dpop_max_age + leeway`` seconds past the proof's ``iat``.
 
+ASGI (Litestar, Starlette, FastAPI, ...)::
+
+    app = AttestMiddleware(app, verifier=verifier, protect=["/v1/models"],
+                           public_url="https://gateway.example")
+
+puts the claims in ``scope["state"]["attest_claims"]`` (:data:`CLAIMS_KEY`) and answers
+``401`` with ``WWW-Authenticate: Bearer error="invalid_token", error_description="<code>"``;
+a request without a token is refused with ``error_description="missing_token"``.
+
 Status lists: ``Verifier(status=hook)`` where ``hook.is_revoked(uri, idx) -> bool``
 (:class:`StatusHook`); :class:`LocalStatusList` holds lists in memory.
 
@@ -95,6 +104,7 @@ listed in the source's ``rejected`` as ``(kid, reason)``.
 
 from __future__ import annotations
 
+from ._asgi import CLAIMS_KEY, AttestMiddleware
 from ._dpop import MemoryReplayCache, ReplayCache
 from ._errors import (
     REASON_CODES,
@@ -129,7 +139,9 @@ from ._status import LocalStatusList, StatusHook
 from ._verifier import Verifier
 
 __all__ = [
+    "CLAIMS_KEY",
     "REASON_CODES",
+    "AttestMiddleware",
     "BadSignature",
     "BindingRequired",
     "DPoPKeyMismatch",
