@@ -17,11 +17,13 @@ from ._verifier import Verifier
 
 __all__ = ["CLAIMS_KEY", "AttestMiddleware"]
 
-Scope = MutableMapping[str, Any]
+# ASGI 3 types, loose on purpose: each framework types scopes and messages its own way
+# (Litestar with TypedDicts, Starlette with MutableMapping), and both must accept this class.
+Scope = Any
 Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 #: Where the validated claims are put: ``scope["state"][CLAIMS_KEY]``.
 CLAIMS_KEY = "attest_claims"

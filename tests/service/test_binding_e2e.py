@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import LiveServer
+from support import OPERATOR_SCOPES, Actors, LiveServer
 from svc_helpers import token_for
 from verify_helpers import SigningKey, make_proof, new_ed25519, new_es256, public_jwk, thumbprint
 
@@ -15,6 +20,7 @@ from attest.verify import InvalidToken, RemoteJWKS, Verifier
 
 FABLE = "model:fable-5"
 URL = "https://gateway.example/v1/models/fable-5:generate"
+GATEWAY = Path(__file__).resolve().parents[2] / "examples" / "model_gateway"
 
 
 def _verifier(live: LiveServer, audience: str = FABLE) -> Verifier:
@@ -89,3 +95,67 @@ def test_binding_required_audience_round_trip(
     assert _code(verifier, token, None) == "binding_required"
     claims = verifier.verify(token, dpop=_proof(holder, token), method="POST", url=URL)
     assert claims["aud"] == audience
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.slow
+def test_model_gateway_example_runs_as_documented(
+    live: LiveServer, actors: Actors, eligible_subject: dict[str, Any]
+) -> None:
+    # The README's two commands: start the gateway, run the holder client against it.
+    port = _free_port()
+    env = {**os.environ, "ATTEST_URL": live.base_url, "GATEWAY_PORT": str(port)}
+    gateway = subprocess.Popen(
+        [sys.executable, str(GATEWAY / "gateway.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert gateway.poll() is None, gateway.stdout.read() if gateway.stdout else ""
+            assert time.monotonic() < deadline, "gateway did not start"
+            time.sleep(0.1)
+        assert httpx.post(base + "/v1/models/fable-5/generate", json={}).status_code == 401
+        result = subprocess.run(
+            [
+                sys.executable,
+                str(GATEWAY / "client.py"),
+                "--attest",
+                live.base_url,
+                "--api-key",
+                actors.key(*OPERATOR_SCOPES),
+                "--subject",
+                eligible_subject["id"],
+                "--gateway",
+                base,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("with proof:    200 ")
+        assert '"bound": true' in lines[0] or "'bound': True" in lines[0]
+        assert lines[1].startswith("replayed:      401 ")
+        assert 'error_description="dpop_replay"' in lines[1]
+        assert 'error_description="binding_required"' in lines[2]
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=10)
