@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, post
 from litestar.params import FromPath, JSONBody
 
 from attest.audit import repository as audit
-from attest.errors import Conflict, FourEyesViolation, NotFound, UnprocessableInput
+from attest.errors import Conflict, FourEyesViolation, NotFound
 from attest.evidence import repository
-from attest.evidence.documents import assess_document_mrz, document_hash_key
-from attest.evidence.service import (
-    PLANNED_TYPES,
-    SUPPORTED_TYPES,
-    Outcome,
-    assess_manual_review,
-)
+from attest.evidence.intake import SubmitEvidence, assess_submission, document_in_use_outcome
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
 from attest.http.context import app_context
@@ -26,18 +20,6 @@ from attest.subjects.routes import evidence_view
 from attest.subjects.service import parse_uuid, resolve_subject
 
 __all__ = ["approve_evidence", "reject_evidence", "submit_evidence", "withdraw_evidence"]
-
-#: A TD1 MRZ is 3 x 30 characters, a TD3 2 x 44; this leaves room for line breaks and blanks.
-MAX_MRZ_LENGTH = 200
-
-
-class SubmitEvidence(Body):
-    type: str
-    document_type: str | None = None
-    attributes: dict[str, Any] = {}  # noqa: RUF012 - msgspec copies mutable defaults
-    assurance: Literal["IAL1", "IAL2", "IAL3"] = "IAL1"
-    #: document_mrz: the machine-readable zone, lines separated by line breaks.
-    mrz: Annotated[str, msgspec.Meta(max_length=MAX_MRZ_LENGTH)] | None = None
 
 
 class Approval(Body):
@@ -57,67 +39,23 @@ async def submit_evidence(
 ) -> Response[Any]:
     client = current_client(request)
     ctx = app_context(request)
-    if data.type in PLANNED_TYPES:
-        raise UnprocessableInput(
-            f"Evidence type '{data.type}' is not supported by this release yet.",
-            errors=[{"field": "$.type", "message": f"supported: {', '.join(SUPPORTED_TYPES)}"}],
-        )
-    if data.type not in SUPPORTED_TYPES:
-        raise UnprocessableInput(
-            "Unknown evidence type.",
-            errors=[{"field": "$.type", "message": f"supported: {', '.join(SUPPORTED_TYPES)}"}],
-        )
-    settings = ctx.settings
     async with ctx.pool.acquire() as conn, conn.transaction():
         subject = await resolve_subject(conn, client, subject_id=subject_id, for_update=True)
         now = ctx.now()
-        validity = timedelta(days=settings.validity_days_for(data.type))
-        four_eyes_min = settings.four_eyes_min_for(subject["tenant"])
-        attributes = data.attributes
-        digest: str | None = None
-        codes: list[str] = []
-        if data.type == "document_mrz":
-            assessed = assess_document_mrz(
-                mrz=data.mrz,
-                attributes=data.attributes,
-                document_type=data.document_type,
-                assurance=data.assurance,
-                now=now,
-                validity=validity,
-                four_eyes_min=four_eyes_min,
-                hash_key=document_hash_key(settings.document_hash_secret, ctx.pairwise_key),
-            )
-            outcome, attributes, digest = (
-                assessed.outcome,
-                assessed.attributes,
-                assessed.document_hash,
-            )
-            codes = assessed.reason_codes
-            if digest is not None:
-                await repository.lock_document(conn, subject["tenant"], digest)
-                if await repository.document_in_use(conn, subject["tenant"], digest, subject["id"]):
-                    codes = ["document_in_use"]
-                    outcome = Outcome(
-                        "rejected",
-                        ["document_in_use: This document already supports another subject."],
-                        None,
-                        None,
-                    )
-                    digest = None
-        else:
-            if data.mrz is not None:
-                raise UnprocessableInput(
-                    "The evidence is malformed.",
-                    errors=[{"field": "$.mrz", "message": "only for document_mrz"}],
-                )
-            outcome = assess_manual_review(
-                document_type=data.document_type,
-                attributes=data.attributes,
-                assurance=data.assurance,
-                now=now,
-                validity=validity,
-                four_eyes_min=four_eyes_min,
-            )
+        assessed = assess_submission(
+            data,
+            tenant=subject["tenant"],
+            now=now,
+            settings=ctx.settings,
+            pairwise_key=ctx.pairwise_key,
+        )
+        if assessed.document_hash is not None:
+            await repository.lock_document(conn, subject["tenant"], assessed.document_hash)
+            if await repository.document_in_use(
+                conn, subject["tenant"], assessed.document_hash, subject["id"]
+            ):
+                assessed = document_in_use_outcome()
+        outcome, attributes, codes = assessed.outcome, assessed.attributes, assessed.reason_codes
         row = await repository.insert_evidence(
             conn,
             subject_id=subject["id"],
@@ -132,7 +70,7 @@ async def submit_evidence(
             now=now,
             verified_at=outcome.verified_at,
             reverify_at=outcome.reverify_at,
-            document_hash=digest,
+            document_hash=assessed.document_hash,
         )
         # Attribute names only: the values (nationalities) are personal data.
         await audit.record(
