@@ -225,6 +225,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     """A fresh SoftHSM2 token for the session (SoftHSM reads its config once per process)."""
     if not SOFTHSM_LIB.exists() or shutil.which("softhsm2-util") is None:
         pytest.skip(f"libsofthsm2 is absent ({SOFTHSM_LIB}): install Debian's softhsm2")
+    pytest.importorskip("pkcs11", reason="python-pkcs11 (server extra) is not installed")
     root = tmp_path_factory.mktemp("softhsm")
     (root / "tokens").mkdir()
     conf = root / "softhsm2.conf"

@@ -1,0 +1,159 @@
+"""EdDSA per key, and the PKCS#11 keystore on a fresh SoftHSM2 token.
+
+Tokens are checked with attest.verify and with an independent JOSE library (joserfc).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet
+
+from attest.keys.keystore import KeystoreError
+from attest.verify import StaticJWKS, Verifier
+
+AUDIENCE = "model:fable-5"
+
+
+def check(token: str, server: Any, jwks: dict[str, Any]) -> str:
+    """Verify with attest.verify (on the service's clock) and joserfc; return the alg."""
+    Verifier(
+        issuer=server.settings.issuer,
+        audience=AUDIENCE,
+        keys=StaticJWKS(jwks),
+        now=lambda: server.clock().timestamp(),
+    ).verify(token)
+    alg: str = jwt.get_unverified_header(token)["alg"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # joserfc flags EdDSA as deprecated in favour of Ed25519
+        decoded = jose_jwt.decode(token, KeySet.import_key_set(jwks), algorithms=[alg])
+    assert decoded.claims["aud"] == AUDIENCE
+    return alg
+
+
+def test_eddsa_first_key(world: Any, issuer_for: Any, published: Any) -> None:
+    server = world.start(key_algorithm="EdDSA")
+    token = issuer_for(server).issue()
+    assert check(token, server, published(server)) == "EdDSA"
+    assert published(server)["keys"][0]["crv"] == "Ed25519"
+
+
+def test_changing_the_algorithm_rotates_to_it_safely(
+    world: Any, issuer_for: Any, published: Any, admin_keys: Any
+) -> None:
+    old = world.start()
+    es256 = issuer_for(old).issue()
+    world.stop(old)
+    server = world.start(key_algorithm="EdDSA")
+    issuer = issuer_for(server)
+    # The ES256 key keeps signing until the EdDSA key has been published long enough.
+    assert world.tick(key_algorithm="EdDSA").create_pending
+    assert jwt.get_unverified_header(issuer.issue())["alg"] == "ES256"
+    world.clock.advance(seconds=60)
+    world.tick(key_algorithm="EdDSA")
+    eddsa = issuer.issue()
+    jwks = published(server)
+    assert sorted(k["alg"] for k in jwks["keys"]) == ["ES256", "EdDSA"]
+    assert check(es256, old, jwks) == "ES256"
+    assert check(eddsa, server, jwks) == "EdDSA"
+    assert sorted(k["state"] for k in admin_keys(server)) == ["active", "retiring"]
+
+
+# -- PKCS#11 (SoftHSM2) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def hsm_store(softhsm: dict[str, str]) -> Any:
+    from attest.keys.pkcs11 import Pkcs11Keystore
+
+    store = Pkcs11Keystore(softhsm["module"], softhsm["label"], softhsm["pin"])
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_hsm_keys_are_made_in_the_token_and_never_leave_it(hsm_store: Any, alg: str) -> None:
+    import pkcs11
+
+    signer = hsm_store.generate(alg)
+    ref = hsm_store.ref(signer)
+    assert ref.startswith("pkcs11:id=")
+    private = signer._private  # the token object behind the signer
+    assert private[pkcs11.Attribute.EXTRACTABLE] is False
+    assert private[pkcs11.Attribute.SENSITIVE] is True
+    assert private[pkcs11.Attribute.NEVER_EXTRACTABLE] is True
+    with pytest.raises(pkcs11.exceptions.PKCS11Error):
+        private[pkcs11.Attribute.VALUE]
+    again = hsm_store.load(signer.kid, alg, ref)
+    assert again.public_jwk() == signer.public_jwk()
+    token = again.sign_jwt({"hello": "world"}, "elig+jwt")
+    key = jwt.PyJWK({**signer.public_jwk(), "alg": alg})
+    assert jwt.decode(token, key.key, algorithms=[alg]) == {"hello": "world"}
+    with pytest.raises(KeystoreError, match="not held by a PKCS#11"):
+        hsm_store.load(signer.kid, alg, f"file:{signer.kid}")
+    with pytest.raises(KeystoreError, match="not in the PKCS#11 token"):
+        hsm_store.load(signer.kid, alg, "pkcs11:id=00")
+
+
+def test_hsm_service_restart_keeps_the_same_key(
+    world: Any, issuer_for: Any, published: Any, softhsm: dict[str, str], tmp_path: Path
+) -> None:
+    hsm = {
+        "keystore": "pkcs11",
+        "pkcs11_module": softhsm["module"],
+        "pkcs11_token_label": softhsm["label"],
+    }
+    server = world.start(**hsm, pkcs11_pin=softhsm["pin"])
+    first = issuer_for(server).issue()
+    jwks = published(server)
+    assert check(first, server, jwks) == "ES256"
+    (record,) = world.fetch("SELECT kid, keystore_ref FROM signing_keys")
+    assert record["keystore_ref"].startswith("pkcs11:id=")
+    assert not (world.root / "keys").exists()  # nothing on disk: the key is in the token
+    world.stop(server)
+
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(softhsm["pin"] + "\n")
+    server = world.start(**hsm, pkcs11_pin_file=str(pin_file))
+    second = issuer_for(server).issue()
+    assert published(server) == jwks
+    assert jwt.get_unverified_header(second)["kid"] == record["kid"]
+    check(second, server, jwks)
+    # Rotation inside the token too: the new key is made by the HSM.
+    with server.client(server.admin_key) as admin:
+        rotated = admin.post("/v1/keys/rotate").json()
+    world.clock.advance(seconds=60)
+    assert world.tick(**hsm, pkcs11_pin=softhsm["pin"]).activate == rotated["kid"]
+    third = issuer_for(server).issue()
+    assert jwt.get_unverified_header(third)["kid"] == rotated["kid"]
+    check(third, server, published(server))
+
+
+def test_a_wrong_pin_is_a_clear_error_without_the_pin(softhsm: dict[str, str]) -> None:
+    # A fresh process: PKCS#11 login state is per process, so this one is not logged in.
+    code = (
+        "import sys\n"
+        "from attest.keys.pkcs11 import Pkcs11Keystore\n"
+        "from attest.keys.keystore import KeystoreError\n"
+        "try:\n"
+        f"    Pkcs11Keystore({softhsm['module']!r}, {softhsm['label']!r}, 'wrong-pin-4321')\n"
+        "except KeystoreError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"SOFTHSM2_CONF": softhsm["conf"], "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "PinIncorrect" in result.stdout
+    assert "wrong-pin-4321" not in result.stdout + result.stderr
