@@ -173,4 +173,10 @@ async def revoke_key(
             else None
         ),
         "prepublication_skipped": done.prepublication_skipped,
+        "note": (
+            "The replacement signs now: pre-publication was skipped. Verifiers fetch it on "
+            "its unknown kid, and drop the compromised key at their next JWKS refresh."
+            if done.prepublication_skipped
+            else "The key is out of the JWKS; it was not signing, so no key was promoted."
+        ),
     }

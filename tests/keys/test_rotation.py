@@ -182,3 +182,32 @@ def test_revoke_needs_the_compromise_flag(world: Any, body: dict[str, Any]) -> N
         assert again.status_code == 409
     with server.client() as anonymous:
         assert anonymous.post("/v1/keys/rotate").status_code == 401
+
+
+def test_compromised_key_tokens_fail_once_the_verifier_refreshes(
+    world: Any, issuer_for: Any
+) -> None:
+    from attest.verify import RemoteJWKS
+
+    server = world.start()
+    issuer = issuer_for(server)
+    token = issuer.issue()
+    verifier = Verifier(
+        issuer=server.settings.issuer,
+        audience=AUDIENCE,
+        keys=RemoteJWKS(server.base_url + "/.well-known/jwks.json"),
+        now=lambda: world.clock().timestamp(),
+        cache_size=0,
+    )
+    verifier.verify(token)
+    with server.client(server.admin_key) as admin:
+        response = admin.post(f"/v1/keys/{kid_of(token)}/revoke", json={"compromised": True})
+    assert "pre-publication" in response.json()["note"]
+    # Within its cache lifetime (the JWKS max-age, 60 s here) the verifier still holds the key:
+    # the bound on exposure is the max-age the service sends.
+    verifier.verify(token)
+    world.clock.advance(seconds=61)
+    with pytest.raises(InvalidToken) as info:
+        verifier.verify(token)
+    assert info.value.code == "unknown_key"
+    verifier.verify(issuer.issue())  # the replacement signs and verifies
