@@ -370,16 +370,26 @@ _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$)", re.IGNORECA
 class RemoteJWKS:
     """A JWKS fetched over HTTP(S) with ``urllib.request``, cached per ``Cache-Control``.
 
-    - TTL: ``max-age`` clamped to ``[min_ttl, max_ttl]``; ``no-store``/``no-cache`` give
-      ``min_ttl``; no directive gives ``default_ttl`` (seconds).
-    - An unknown ``kid`` triggers a refetch at most once per ``unknown_kid_refetch_interval``.
-    - Concurrent fetches are coalesced behind one lock: one request serves all waiters.
+    - TTL: ``max-age`` clamped to ``[min_ttl, max_ttl]`` (floor 60 s, ceiling 86400 s by
+      default: a typo'd ``max-age=1`` cannot turn every request into a fetch, and a year-long
+      one cannot pin a retired key); ``no-store``/``no-cache`` give ``min_ttl``; no directive
+      gives ``default_ttl`` (300 s). All in seconds.
+    - Refresh ahead: once ``1 - refresh_ahead`` of the TTL has passed (by default the last
+      10 %), the next lookup starts one refresh in a background thread and keeps answering
+      from the current set, so no request waits for a routine refresh. Only a set that has
+      expired (the refresh ahead failed or no lookup came in time) is fetched in-line.
+    - An unknown ``kid`` triggers a refetch at most once per ``unknown_kid_refetch_interval``
+      (30 s), measured from when the refetch completes: a flood of bogus kids costs one
+      request per interval, and a rotated-in key is picked up without a restart.
+    - Concurrent fetches are coalesced behind one lock: one request serves all waiters
+      (threads, and ``verify_async`` callers, whose fetches run in worker threads).
     - Refreshes are conditional (``If-None-Match`` with the last ``ETag``); a 304 keeps the
       current set for another TTL.
-    - When a refresh fails or returns garbage, the last good set is kept for at most
-      ``stale_for`` seconds past its expiry (retrying every ``unknown_kid_refetch_interval``);
-      after that, and before any successful fetch, verification fails closed with
-      ``key_source_unavailable``.
+    - When a refresh fails (connection refused, timeout, HTTP error, invalid JSON, not a
+      JWKS), the last good set is kept for at most ``stale_for`` seconds (86400) past its
+      expiry, retrying at most every ``unknown_kid_refetch_interval``; after that, and before
+      any successful fetch, verification fails closed with ``key_source_unavailable``.
+    - A key missing from a successfully fetched set is no longer trusted from that moment.
     """
 
     def __init__(
@@ -392,6 +402,7 @@ class RemoteJWKS:
         unknown_kid_refetch_interval: float = 30,
         stale_for: float = 86400,
         timeout: float = 5,
+        refresh_ahead: float = 0.1,
     ) -> None:
         if urllib.parse.urlsplit(url).scheme not in ("https", "http"):
             raise ValueError("RemoteJWKS needs an https:// (or http://) URL")
@@ -399,12 +410,18 @@ class RemoteJWKS:
             raise ValueError("need 0 <= min_ttl <= default_ttl <= max_ttl")
         if unknown_kid_refetch_interval < 0 or stale_for < 0 or timeout <= 0:
             raise ValueError("intervals must be >= 0 and timeout > 0")
+        if not 0 <= refresh_ahead < 1:
+            raise ValueError("refresh_ahead must be a fraction of the TTL in [0, 1)")
         self.url = url
         self.min_ttl, self.max_ttl, self.default_ttl = min_ttl, max_ttl, default_ttl
         self.unknown_kid_refetch_interval = unknown_kid_refetch_interval
         self.stale_for = stale_for
         self.timeout = timeout
+        self.refresh_ahead = refresh_ahead
         self._lock = threading.Lock()
+        self._background_lock = threading.Lock()
+        self._background: threading.Thread | None = None
+        self._refresh_at = math.inf  # refresh ahead (in the background) from this time
         self._set: KeySet | None = None
         self._fresh_until = -math.inf  # refresh due at this time
         self._usable_until = -math.inf  # fail closed from this time
@@ -432,6 +449,8 @@ class RemoteJWKS:
             if not fetch:
                 raise NeedsFetchError(kid)
             self.fetch(kid, now)
+        elif now >= self._refresh_at and now >= self._next_attempt:
+            self._refresh_in_background(now)
         key_set = self._set
         if key_set is None or now >= self._usable_until:
             raise KeySourceUnavailable(f"no usable key set from {self.url}")
@@ -450,6 +469,23 @@ class RemoteJWKS:
             finally:
                 if kid_refetch:
                     self._last_kid_refetch = now
+
+    def _refresh_in_background(self, now: float) -> None:
+        """Start one refresh-ahead thread unless one is running; never blocks the caller."""
+        with self._background_lock:
+            if self._background is not None and self._background.is_alive():
+                return
+            thread = threading.Thread(
+                target=self._refresh_ahead_worker, args=(now,), name="attest-jwks", daemon=True
+            )
+            self._background = thread
+            thread.start()
+
+    def _refresh_ahead_worker(self, now: float) -> None:
+        with self._lock:
+            if now < self._refresh_at or now < self._next_attempt:
+                return  # refreshed (or failed and backing off) while this thread started
+            self._fetch_locked(now)
 
     def _fetch_locked(self, now: float) -> None:
         try:
@@ -471,6 +507,7 @@ class RemoteJWKS:
         if raw is not None:
             self._etag = etag
         self._fresh_until = now + ttl
+        self._refresh_at = now + ttl * (1 - self.refresh_ahead) if self.refresh_ahead else math.inf
         self._usable_until = now + ttl + self.stale_for
         self._next_attempt = -math.inf
 

@@ -206,7 +206,7 @@ def test_remote_honours_cache_control(
 ) -> None:
     server.doc = {"keys": [mint.es.jwk]}
     server.cache_control = cache_control
-    v = remote_verifier(server, clock)
+    v = remote_verifier(server, clock, refresh_ahead=0)  # in-line refreshes only, at expiry
     token = mint()
     v.verify(token)
     assert server.hits == 1
@@ -265,7 +265,7 @@ def test_concurrent_fetches_are_coalesced(server: JWKSServer, mint: Minter, cloc
     assert server.hits == 1
 
 
-@pytest.mark.parametrize("mode", ["error", "garbage"])
+@pytest.mark.parametrize("mode", ["error", "500", "garbage", "truncated", "notjwks", "stopped"])
 def test_outage_keeps_last_good_keys_then_fails_closed(
     server: JWKSServer, mint: Minter, clock: Clock, mode: str
 ) -> None:
@@ -273,18 +273,22 @@ def test_outage_keeps_last_good_keys_then_fails_closed(
     server.cache_control = "max-age=300"
     v = remote_verifier(server, clock, stale_for=3600, unknown_kid_refetch_interval=30)
     v.verify(mint())
+    if mode == "stopped":
+        server.close()  # connection refused from now on
     server.mode = mode
     clock.t = NOW + 300  # due for refresh; the refresh fails
     assert v.verify(mint(good_claims_at(clock.t)))["jti"] == "jti-0001"
-    assert server.hits == 2
+    assert server.hits == (1 if mode == "stopped" else 2)
     clock.t = NOW + 310  # within the retry back-off: no new request
     v.verify(mint(good_claims_at(clock.t)))
-    assert server.hits == 2
+    assert server.hits == (1 if mode == "stopped" else 2)
     clock.t = NOW + 300 + 3599  # last second of staleness
     v.verify(mint(good_claims_at(clock.t)))
-    assert server.hits == 3
+    assert server.hits == (1 if mode == "stopped" else 3)
     clock.t = NOW + 300 + 3600
     assert code(v, mint(good_claims_at(clock.t))) == "key_source_unavailable"
+    if mode == "stopped":
+        return
     server.mode = "ok"  # the issuer comes back: after the back-off, keys work again
     clock.t += 30
     assert v.verify(mint(good_claims_at(clock.t)))["jti"] == "jti-0001"

@@ -152,7 +152,8 @@ class JWKSServer:
     def __init__(self) -> None:
         self.doc: dict[str, Any] = {"keys": []}
         self.cache_control: str | None = "max-age=300"
-        self.mode = "ok"  # ok | error | garbage
+        self.mode = "ok"  # ok | error (503) | 500 | garbage | truncated | notjwks
+        self.closed = False
         self.hits = 0
         self.etags = False
         self.not_modified = 0
@@ -164,13 +165,15 @@ class JWKSServer:
             def do_GET(self) -> None:
                 server.hits += 1
                 server.gate.wait(5)
-                if server.mode == "error":
-                    self.send_response(503)
+                if server.mode in ("error", "500"):
+                    self.send_response(503 if server.mode == "error" else 500)
                     self.end_headers()
                     return
-                body = (
-                    b"<html>oops" if server.mode == "garbage" else json.dumps(server.doc).encode()
-                )
+                body = {
+                    "garbage": b"<html>oops",
+                    "truncated": json.dumps(server.doc).encode()[:-7],
+                    "notjwks": b'{"keys": {"not": "a list"}}',
+                }.get(server.mode) or json.dumps(server.doc).encode()
                 etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
                 if server.etags and self.headers.get("If-None-Match") == etag:
                     server.not_modified += 1
@@ -201,6 +204,10 @@ class JWKSServer:
         self.thread.start()
 
     def close(self) -> None:
+        """Stop serving: later fetches get a refused connection. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
         self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
