@@ -29,6 +29,7 @@ __all__ = [
     "Assessed",
     "SubmitEvidence",
     "assess_submission",
+    "audit_data",
     "document_in_use_outcome",
 ]
 
@@ -122,3 +123,18 @@ def document_in_use_outcome() -> Assessed:
         None,
         ["document_in_use"],
     )
+
+
+def audit_data(evidence_id: str, data: SubmitEvidence, assessed: Assessed) -> dict[str, Any]:
+    """The audit event data of a submission: attribute names and rule codes, never values
+    (nationalities), document numbers, names or birth dates."""
+    event: dict[str, Any] = {
+        "evidence_id": evidence_id,
+        "type": data.type,
+        "assurance": data.assurance,
+        "attributes": sorted(assessed.attributes),
+        "reasons": len(assessed.outcome.reasons),
+    }
+    if assessed.reason_codes:
+        event["reason_codes"] = assessed.reason_codes
+    return event

@@ -14,10 +14,13 @@ __all__ = [
     "approve",
     "close",
     "document_in_use",
+    "documents_in_use",
     "get_evidence",
     "insert_evidence",
+    "insert_many",
     "list_for_subject",
     "lock_document",
+    "lock_documents",
     "verified_for_subject",
 ]
 
@@ -48,6 +51,26 @@ SELECT 1 FROM evidence
 WHERE tenant = $1 AND document_hash = $2 AND subject_id <> $3
   AND status IN ('verified', 'pending_approval')
 LIMIT 1
+"""
+INSERT_MANY = """
+INSERT INTO evidence (id, subject_id, tenant, type, document_type, attributes, assurance, status,
+                      reasons, submitted_by, created_at, verified_at, reverify_at, document_hash)
+SELECT id, subject_id, $2, type, document_type, attributes, assurance, status, reasons, $3, $4,
+       verified_at, reverify_at, document_hash
+FROM jsonb_to_recordset($1::jsonb) AS e(
+    seq integer, id uuid, subject_id uuid, type text, document_type text, attributes jsonb,
+    assurance text, status text, reasons jsonb, verified_at timestamptz,
+    reverify_at timestamptz, document_hash text)
+ORDER BY seq
+"""
+LOCK_DOCUMENTS = """
+SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || h, 5))
+FROM (SELECT DISTINCT h FROM unnest($2::text[]) AS h ORDER BY h) AS sorted
+"""
+DOCUMENTS_IN_USE = """
+SELECT DISTINCT document_hash FROM evidence
+WHERE tenant = $1 AND document_hash = ANY($2::text[])
+  AND status IN ('verified', 'pending_approval')
 """
 SELECT_FOR_SUBJECT = f"SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 ORDER BY created_at, id"
 SELECT_VERIFIED = f"""
@@ -145,3 +168,46 @@ async def document_in_use(
 ) -> bool:
     """Whether another subject of the tenant has live evidence from this document."""
     return await conn.fetchval(DOCUMENT_IN_USE, tenant, document_hash, subject_id) is not None
+
+
+async def insert_many(
+    conn: Conn,
+    records: list[dict[str, Any]],
+    *,
+    tenant: str,
+    submitted_by: uuid.UUID,
+    now: datetime,
+) -> None:
+    """Insert evidence records (dicts of the INSERT_MANY columns) in one statement."""
+    if not records:
+        return
+    rows = [
+        {
+            **record,
+            "seq": seq,
+            "id": str(record["id"]),
+            "subject_id": str(record["subject_id"]),
+            "verified_at": _iso(record["verified_at"]),
+            "reverify_at": _iso(record["reverify_at"]),
+        }
+        for seq, record in enumerate(records)
+    ]
+    await conn.execute(INSERT_MANY, rows, tenant, submitted_by, now)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def lock_documents(conn: Conn, tenant: str, document_hashes: list[str]) -> None:
+    """Advisory locks on many documents, in sorted order so batches cannot deadlock."""
+    if document_hashes:
+        await conn.execute(LOCK_DOCUMENTS, tenant, document_hashes)
+
+
+async def documents_in_use(conn: Conn, tenant: str, document_hashes: list[str]) -> set[str]:
+    """Which of these documents already back live evidence in the tenant."""
+    if not document_hashes:
+        return set()
+    rows = await conn.fetch(DOCUMENTS_IN_USE, tenant, document_hashes)
+    return {row["document_hash"] for row in rows}

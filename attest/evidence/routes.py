@@ -12,7 +12,12 @@ from litestar.params import FromPath, JSONBody
 from attest.audit import repository as audit
 from attest.errors import Conflict, FourEyesViolation, NotFound
 from attest.evidence import repository
-from attest.evidence.intake import SubmitEvidence, assess_submission, document_in_use_outcome
+from attest.evidence.intake import (
+    SubmitEvidence,
+    assess_submission,
+    audit_data,
+    document_in_use_outcome,
+)
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
 from attest.http.context import app_context
@@ -55,7 +60,7 @@ async def submit_evidence(
                 conn, subject["tenant"], assessed.document_hash, subject["id"]
             ):
                 assessed = document_in_use_outcome()
-        outcome, attributes, codes = assessed.outcome, assessed.attributes, assessed.reason_codes
+        outcome, attributes = assessed.outcome, assessed.attributes
         row = await repository.insert_evidence(
             conn,
             subject_id=subject["id"],
@@ -80,15 +85,7 @@ async def submit_evidence(
             actor=client.id,
             tenant=subject["tenant"],
             subject_id=subject["id"],
-            data={
-                "evidence_id": str(row["id"]),
-                "type": data.type,
-                "assurance": data.assurance,
-                "attributes": sorted(attributes),
-                "reasons": len(outcome.reasons),
-                # Rule codes only (document_mrz): never the fields they concern.
-                **({"reason_codes": codes} if codes else {}),
-            },
+            data=audit_data(str(row["id"]), data, assessed),
         )
     return Response(evidence_view(row), status_code=201)
 

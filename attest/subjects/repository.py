@@ -9,7 +9,15 @@ import asyncpg
 
 from attest.db import Conn
 
-__all__ = ["get_by_external_ref", "get_subject", "insert_subject", "revoke_subject"]
+__all__ = [
+    "get_by_external_ref",
+    "get_subject",
+    "ids_by_external_refs",
+    "insert_subject",
+    "insert_subjects",
+    "record_events",
+    "revoke_subject",
+]
 
 INSERT_SUBJECT = """
 INSERT INTO subjects (id, tenant, external_ref, created_at) VALUES ($1, $2, $3, $4)
@@ -22,6 +30,24 @@ WHERE tenant = $1 AND external_ref = $2
 """
 SELECT_BY_ID = "SELECT id, tenant, external_ref, created_at, revoked_at FROM subjects WHERE id = $1"
 SELECT_BY_ID_FOR_UPDATE = SELECT_BY_ID + " FOR UPDATE"
+INSERT_SUBJECTS = """
+INSERT INTO subjects (id, tenant, external_ref, created_at)
+SELECT id, $1, ref, $4 FROM unnest($2::uuid[], $3::text[]) AS s(id, ref)
+ON CONFLICT (tenant, external_ref) DO NOTHING
+RETURNING id, external_ref
+"""
+SELECT_IDS_BY_REFS = """
+SELECT id, external_ref FROM subjects WHERE tenant = $1 AND external_ref = ANY($2::text[])
+"""
+# Batch onboarding appends many audit events in one statement; the columns are those of
+# attest.audit.repository.INSERT_EVENT, in the order of ``seq``.
+INSERT_EVENTS = """
+INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
+SELECT event_id, type, $2, $3, $4, subject_id, data
+FROM jsonb_to_recordset($1::jsonb)
+     AS e(seq integer, event_id uuid, type text, subject_id uuid, data jsonb)
+ORDER BY seq
+"""
 REVOKE = "UPDATE subjects SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id"
 
 
@@ -50,3 +76,36 @@ async def get_subject(
 
 async def revoke_subject(conn: Conn, subject_id: uuid.UUID, now: datetime) -> bool:
     return await conn.fetchval(REVOKE, subject_id, now) is not None
+
+
+async def insert_subjects(
+    conn: Conn, tenant: str, external_refs: list[str], now: datetime
+) -> dict[str, uuid.UUID]:
+    """Insert the subjects the tenant does not have yet; returns those created (ref -> id)."""
+    ids = [uuid.uuid4() for _ in external_refs]
+    rows = await conn.fetch(INSERT_SUBJECTS, tenant, ids, external_refs, now)
+    return {row["external_ref"]: row["id"] for row in rows}
+
+
+async def ids_by_external_refs(
+    conn: Conn, tenant: str, external_refs: list[str]
+) -> dict[str, uuid.UUID]:
+    rows = await conn.fetch(SELECT_IDS_BY_REFS, tenant, external_refs)
+    return {row["external_ref"]: row["id"] for row in rows}
+
+
+async def record_events(
+    conn: Conn,
+    events: list[dict[str, object]],
+    *,
+    occurred_at: datetime,
+    actor: uuid.UUID,
+    tenant: str,
+) -> None:
+    """Append audit events ``{"type", "subject_id", "data"}`` in list order."""
+    if not events:
+        return
+    rows = [
+        {"seq": seq, "event_id": str(uuid.uuid4()), **event} for seq, event in enumerate(events)
+    ]
+    await conn.execute(INSERT_EVENTS, rows, occurred_at, actor, tenant)

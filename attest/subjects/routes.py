@@ -1,24 +1,31 @@
-"""Subjects over HTTP: onboard (idempotent per tenant and external_ref), read, revoke."""
+"""Subjects over HTTP: onboard (idempotent per tenant and external_ref, one or a batch),
+read, revoke."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
 from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
 from attest.audit import repository as audit
 from attest.clients.service import Client
+from attest.errors import UnprocessableInput
 from attest.evidence import repository as evidence_repo
+from attest.evidence.intake import audit_data, document_in_use_outcome
 from attest.evidence.service import current_attributes, facts_from_evidence
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Name, Ref, TenantName
 from attest.http.context import app_context
+from attest.settings import Settings
 from attest.subjects import repository
+from attest.subjects.batch import BATCH_PATH, BatchRequest, PlannedItem, plan_batch
 from attest.subjects.service import resolve_subject, target_tenant
 
-__all__ = ["create_subject", "evidence_view", "read_subject", "revoke_subject"]
+__all__ = ["batch_route", "create_subject", "evidence_view", "read_subject", "revoke_subject"]
 
 
 class CreateSubject(Body):
@@ -134,3 +141,134 @@ async def revoke_subject(
         updated = await repository.get_subject(conn, row["id"])
     assert updated is not None  # noqa: S101 - read back inside the same transaction
     return subject_view(updated)
+
+
+def _item_view(item: PlannedItem, status: str, subject_id: uuid.UUID | None) -> dict[str, Any]:
+    return {
+        "index": item.index,
+        "external_ref": item.external_ref,
+        "status": status,
+        "id": str(subject_id) if subject_id else None,
+        "evidence": [],
+        "errors": item.errors,
+    }
+
+
+def batch_route(settings: Settings) -> HTTPRouteHandler:
+    """``POST /v1/subjects/batch``, with the body limit of ``settings.batch_max_body_size``."""
+
+    @post(
+        BATCH_PATH,
+        guards=[requires("subjects:write")],
+        status_code=200,
+        request_max_body_size=settings.batch_max_body_size,
+    )
+    async def onboard_batch(
+        request: Request[Any, Any, Any], data: JSONBody[BatchRequest]
+    ) -> dict[str, Any]:
+        """Onboard up to ``batch_max_items`` subjects, each with optional evidence; the
+        answer has one entry per item (created, existing or invalid, with errors)."""
+        client = current_client(request)
+        ctx = app_context(request)
+        limit = ctx.settings.batch_max_items
+        if len(data.items) > limit:
+            raise UnprocessableInput(
+                f"A batch holds at most {limit} items.",
+                errors=[{"field": "$.items", "message": f"at most {limit} items"}],
+            )
+        tenant = target_tenant(client, data.tenant)
+        now = ctx.now()
+        planned = plan_batch(
+            data.items,
+            tenant=tenant,
+            now=now,
+            settings=ctx.settings,
+            pairwise_key=ctx.pairwise_key,
+            may_submit_evidence="evidence:write" in client.scopes,
+        )
+        valid = [item for item in planned if item.valid]
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            refs = [str(item.external_ref) for item in valid]
+            created = await repository.insert_subjects(conn, tenant, refs, now)
+            existing = await repository.ids_by_external_refs(
+                conn, tenant, [ref for ref in refs if ref not in created]
+            )
+            views = await _submit_for_created(conn, client.id, tenant, now, planned, created)
+        counts = {"created": 0, "existing": 0, "invalid": 0}
+        items = []
+        for item in planned:
+            ref = str(item.external_ref)
+            if not item.valid:
+                status, subject_id = "invalid", None
+            elif ref in created:
+                status, subject_id = "created", created[ref]
+            else:
+                status, subject_id = "existing", existing.get(ref)
+            counts[status] += 1
+            view = _item_view(item, status, subject_id)
+            view["evidence"] = views.get(item.index, [])
+            items.append(view)
+        return {**counts, "items": items}
+
+    return onboard_batch
+
+
+async def _submit_for_created(
+    conn: Any,
+    actor: uuid.UUID,
+    tenant: str,
+    now: Any,
+    planned: list[PlannedItem],
+    created: dict[str, uuid.UUID],
+) -> dict[int, list[dict[str, Any]]]:
+    """Evidence and audit events for the subjects this batch created, in item order.
+
+    Subjects that already existed get nothing: a re-sent batch changes nothing.
+    """
+    fresh = [item for item in planned if item.valid and str(item.external_ref) in created]
+    hashes = [a.document_hash for item in fresh for _, a in item.evidence if a.document_hash]
+    await evidence_repo.lock_documents(conn, tenant, hashes)
+    in_use = await evidence_repo.documents_in_use(conn, tenant, hashes)
+    owner: dict[str, uuid.UUID] = {}
+    events: list[dict[str, object]] = []
+    records: list[dict[str, Any]] = []
+    views: dict[int, list[dict[str, Any]]] = {}
+    for item in fresh:
+        subject_id = created[str(item.external_ref)]
+        events.append({"type": "subject.onboarded", "subject_id": str(subject_id), "data": {}})
+        for body, assessed in item.evidence:
+            digest = assessed.document_hash
+            if digest is not None and (
+                digest in in_use or owner.setdefault(digest, subject_id) != subject_id
+            ):
+                assessed = document_in_use_outcome()  # noqa: PLW2901 - replaced on purpose
+            evidence_id = uuid.uuid4()
+            outcome = assessed.outcome
+            records.append(
+                {
+                    "id": evidence_id,
+                    "subject_id": subject_id,
+                    "type": body.type,
+                    "document_type": body.document_type,
+                    "attributes": assessed.attributes,
+                    "assurance": body.assurance,
+                    "status": outcome.status,
+                    "reasons": outcome.reasons,
+                    "verified_at": outcome.verified_at,
+                    "reverify_at": outcome.reverify_at,
+                    "document_hash": assessed.document_hash,
+                }
+            )
+            events.append(
+                {
+                    "type": f"evidence.{outcome.status}",
+                    "subject_id": str(subject_id),
+                    "data": audit_data(str(evidence_id), body, assessed),
+                }
+            )
+            views.setdefault(item.index, []).append(
+                {"id": str(evidence_id), "status": outcome.status, "reasons": outcome.reasons}
+            )
+    await evidence_repo.insert_many(conn, records, tenant=tenant, submitted_by=actor, now=now)
+    await repository.record_events(conn, events, occurred_at=now, actor=actor, tenant=tenant)
+    return views
