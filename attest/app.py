@@ -48,7 +48,7 @@ from attest.policy.routes import (
     update_audience,
 )
 from attest.settings import Settings
-from attest.subjects.routes import create_subject, read_subject, revoke_subject
+from attest.subjects.routes import batch_route, create_subject, read_subject, revoke_subject
 from attest.tokens.routes import issue_token
 
 __all__ = ["create_app"]
@@ -171,6 +171,7 @@ def create_app(
             configuration,
             create_client,
             create_subject,
+            batch_route(settings),
             read_subject,
             revoke_subject,
             submit_evidence,
