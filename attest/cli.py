@@ -182,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     configure_keys(keys, lambda: _settings(argparse.Namespace()), _keys_run)
 
+    subjects = commands.add_parser("subjects", help="Onboard subjects in bulk over the API.")
+    from attest.subjects.cli import configure as configure_subjects  # noqa: PLC0415 - stdlib only
+
+    configure_subjects(subjects)
+
     verify = commands.add_parser(
         "verify", help="Verify an eligibility token offline against published keys."
     )
