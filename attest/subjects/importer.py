@@ -235,21 +235,24 @@ class _Run:
     def settle(self, batch: list[Row], answer: dict[str, Any] | None) -> None:
         summary = self.summary
         sent = [row for row in batch if row.item is not None]
+        lines: list[tuple[int, str, str]] = []
         for row in batch:
             if row.error is not None:
-                self.report.writerow([row.number, *row.error])
+                lines.append((row.number, *row.error))
                 summary.invalid += 1
         for row, result in zip(sent, (answer or {}).get("items", []), strict=True):
             status = result["status"]
             setattr(summary, status, getattr(summary, status) + 1)
             prefix = f"$.items[{result['index']}]"
-            for error in result["errors"]:
-                field_path = "$" + error["field"].removeprefix(prefix)
-                self.report.writerow([row.number, field_path, error["message"]])
+            lines.extend(
+                (row.number, "$" + error["field"].removeprefix(prefix), error["message"])
+                for error in result["errors"]
+            )
             rejected = sum(1 for e in result["evidence"] if e["status"] == "rejected")
             summary.counts["evidence_rejected"] = (
                 summary.counts.get("evidence_rejected", 0) + rejected
             )
+        self.report.writerows(sorted(lines, key=lambda line: line[0]))
 
     def checkpoint(self, done: int) -> None:
         _write_state(
