@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from ._errors import InvalidToken
 from ._keys import JWKSFile, KeySource, RemoteJWKS
+from ._selftest import load_vectors, run_vectors
 from ._verifier import Verifier
 
-__all__ = ["configure", "main", "run"]
+__all__ = ["configure", "main", "run", "selftest"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,30 +24,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Verify an eligibility token offline. On success the validated claims are printed as "
         "JSON and the exit status is 0; otherwise the line 'invalid: <code>' is printed and "
-        "the exit status is 1."
+        "the exit status is 1. With --selftest, run the built-in conformance vectors instead."
     )
     parser.add_argument(
         "token",
         metavar="TOKEN",
+        nargs="?",
         help="The token to verify, or '-' to read it from standard input.",
     )
     parser.add_argument(
         "--issuer",
         metavar="URL",
-        required=True,
         help="The issuer the token must name in 'iss', compared as an exact string.",
     )
     parser.add_argument(
         "--audience",
         metavar="AUD",
-        required=True,
         help="The audience the token must name in 'aud', for example model:fable-5.",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--jwks",
         metavar="FILE",
-        help="Read the issuer's public keys from this JWKS file (air-gapped mode).",
+        help=(
+            "Read the issuer's public keys from this JWKS file (air-gapped mode); the file is "
+            "read again whenever it changes, so --stream picks up a rotated key set."
+        ),
     )
     source.add_argument(
         "--jwks-url",
@@ -60,12 +63,86 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=5,
         help="Allow this many seconds of clock skew for exp, nbf and iat (default 5).",
     )
+    parser.add_argument(
+        "--dpop",
+        metavar="PROOF",
+        help="The DPoP proof (RFC 9449) that a holder-bound token needs; give --method and --url.",
+    )
+    parser.add_argument(
+        "--method",
+        metavar="M",
+        help="The HTTP method of the request the DPoP proof was made for, for example POST.",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="U",
+        help="The absolute URL of the request the DPoP proof was made for.",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help=(
+            "Read one token per line from standard input and print one line per token: the "
+            "claims as compact JSON, or 'invalid: <code>'. The exit status is 0 only if every "
+            "token is valid."
+        ),
+    )
+    parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help=(
+            "Run the built-in conformance vectors, print a pass/fail table, and exit 0 only "
+            "if every vector passes. No token, issuer or key source is needed."
+        ),
+    )
+    parser.set_defaults(verify_parser=parser)
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> int:
+    parser = getattr(args, "verify_parser", None)
+    if isinstance(parser, argparse.ArgumentParser):
+        parser.error(message)  # exits with status 2
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def selftest() -> int:
+    """Print the conformance vectors' pass/fail table; 0 only if all pass."""
+    try:
+        results = run_vectors(load_vectors())
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: conformance vectors unavailable: {exc}", file=sys.stderr)
+        return 2
+    width = max(len(r.name) for r in results)
+    print(f"{'vector':<{width}}  {'expected':<22} {'got':<22} result")
+    for r in results:
+        print(f"{r.name:<{width}}  {r.expect:<22} {r.got:<22} {'pass' if r.passed else 'FAIL'}")
+    failed = sum(not r.passed for r in results)
+    print(f"\n{len(results) - failed} passed, {failed} failed")
+    return 0 if failed == 0 and results else 1
 
 
 def run(args: argparse.Namespace) -> int:
     """Verify ``args.token``; print claims (exit 0) or ``invalid: <code>`` (exit 1)."""
-    token = sys.stdin.read() if args.token == "-" else args.token  # noqa: S105 - stdin marker
-    token = token.strip()
+    if args.selftest:
+        return selftest()
+    missing = [
+        flag
+        for flag, value in (
+            ("--issuer", args.issuer),
+            ("--audience", args.audience),
+            ("--jwks or --jwks-url", args.jwks or args.jwks_url),
+        )
+        if not value
+    ]
+    if args.token is None and not args.stream:
+        missing.insert(0, "TOKEN")
+    if missing:
+        return _usage_error(args, "required: " + ", ".join(missing))
+    if args.dpop is not None and (not args.method or not args.url):
+        return _usage_error(args, "--dpop needs --method and --url")
+    if args.dpop is not None and args.stream:
+        return _usage_error(args, "--dpop verifies one token; it cannot be used with --stream")
     keys: KeySource
     try:
         keys = JWKSFile(args.jwks) if args.jwks else RemoteJWKS(args.jwks_url)
@@ -79,14 +156,35 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.stream:
+        return _stream(verifier)
+    token = sys.stdin.read() if args.token == "-" else args.token  # noqa: S105 - stdin marker
     try:
-        claims = verifier.verify(token)
+        claims = verifier.verify(token.strip(), dpop=args.dpop, method=args.method, url=args.url)
     except InvalidToken as exc:
         print(f"invalid: {exc.code}")
         print(f"token refused: {exc.message}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # --url is not an absolute http(s) URL
+        return _usage_error(args, str(exc))
     print(json.dumps(claims, indent=2, sort_keys=True))
     return 0
+
+
+def _stream(verifier: Verifier) -> int:
+    status = 0
+    for line in sys.stdin:
+        token = line.strip()
+        if not token:
+            continue
+        try:
+            claims = verifier.verify(token)
+        except InvalidToken as exc:
+            print(f"invalid: {exc.code}", flush=True)
+            status = 1
+        else:
+            print(json.dumps(claims, sort_keys=True, separators=(",", ":")), flush=True)
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

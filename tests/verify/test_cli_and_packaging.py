@@ -205,3 +205,104 @@ def test_cli_module_runs_with_only_pyjwt_and_cryptography(
     )
     assert helped.returncode == 0
     assert "--jwks-url" in helped.stdout
+    selftest = subprocess.run(
+        [*base, "--selftest"], env=env, capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert selftest.returncode == 0, selftest.stdout + selftest.stderr
+    assert selftest.stdout.splitlines()[-1].endswith(" passed, 0 failed")
+
+
+def test_cli_selftest_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_cli(["--selftest"], capsys)
+    assert rc == 0, out
+    lines = out.splitlines()
+    assert lines[0].split() == ["vector", "expected", "got", "result"]
+    assert any(line.split()[:4] == ["alg-none-signed", "unsupported_algorithm",
+                                    "unsupported_algorithm", "pass"] for line in lines)  # fmt: skip
+    assert lines[-1].endswith(" passed, 0 failed")
+
+
+def test_cli_selftest_fails_on_a_failing_vector(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from attest.verify import _selftest
+
+    document = _selftest.load_vectors()
+    document["vectors"][0]["expect"] = "expired"  # a valid token now "expected" to fail
+    tampered = tmp_path / "conformance.json"
+    tampered.write_text(json.dumps(document))
+    monkeypatch.setattr(_selftest, "VECTORS_PATH", tampered)
+    rc, out, _ = run_cli(["--selftest"], capsys)
+    assert rc == 1
+    assert "FAIL" in out
+    assert out.splitlines()[-1].endswith(" 1 failed")
+    monkeypatch.setattr(_selftest, "VECTORS_PATH", tmp_path / "missing.json")
+    rc, _, err = run_cli(["--selftest"], capsys)
+    assert rc == 2
+    assert "conformance vectors unavailable" in err
+
+
+def test_cli_dpop(mint: Minter, jwks_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from verify_helpers import make_proof, new_es256, public_jwk, thumbprint
+
+    now = int(__import__("time").time())
+    holder = new_es256()
+    token = mint(good_claims(now=now, cnf={"jkt": thumbprint(public_jwk(holder))}))
+    url = "https://gateway.example/v1/models/fable-5/generate"
+    base = [token, "--issuer", ISSUER, "--audience", AUDIENCE, "--jwks", str(jwks_file)]
+    rc, out, _ = run_cli(base, capsys)
+    assert (rc, out) == (1, "invalid: binding_required\n")
+    proof = make_proof(holder, token, url=url, iat=now)
+    rc, out, _ = run_cli([*base, "--dpop", proof, "--method", "POST", "--url", url], capsys)
+    assert rc == 0, out
+    assert json.loads(out)["cnf"]["jkt"] == thumbprint(public_jwk(holder))
+    other = make_proof(new_es256(), token, url=url, iat=now)
+    rc, out, _ = run_cli([*base, "--dpop", other, "--method", "POST", "--url", url], capsys)
+    assert (rc, out) == (1, "invalid: dpop_key_mismatch\n")
+    with pytest.raises(SystemExit) as info:
+        cli.main([*base, "--dpop", proof])  # no --method/--url
+    assert info.value.code == 2
+    with pytest.raises(SystemExit):
+        cli.main([*base, "--dpop", proof, "--method", "POST", "--url", "/relative"])
+
+
+class _Lines:
+    """stdin that changes the JWKS file between two lines, as an operator's rotation would."""
+
+    def __init__(self, lines: list[str], between: Any) -> None:
+        self.lines, self.between = lines, between
+
+    def __iter__(self) -> Any:
+        for i, line in enumerate(self.lines):
+            if i == 1:
+                self.between()
+            yield line
+
+
+def test_cli_stream_reloads_the_jwks_file(
+    mint: Minter,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = int(__import__("time").time())
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [mint.es.jwk]}))
+    es_token = mint(good_claims(now=now))
+    ed_token = mint(good_claims(now=now), key=mint.ed)
+
+    def rotate() -> None:  # the issuer's new key arrives in the bundle; the old one leaves
+        path.write_text(json.dumps({"keys": [mint.ed.jwk]}))
+
+    lines = [ed_token + "\n", ed_token + "\n", "\n", es_token + "\n", "garbage\n"]
+    monkeypatch.setattr(sys, "stdin", _Lines(lines, rotate))
+    args = ["--stream", "--issuer", ISSUER, "--audience", AUDIENCE, "--jwks", str(path)]
+    rc, out, _ = run_cli(args, capsys)
+    assert rc == 1
+    first, second, third, fourth = out.splitlines()
+    assert first == "invalid: unknown_key"  # before the rotation
+    assert json.loads(second)["iat"] == now  # after: the new key verifies
+    assert third == "invalid: unknown_key"  # and the removed key no longer does
+    assert fourth == "invalid: malformed"
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--dpop", "p", "--method", "GET", "--url", "https://x/"])
