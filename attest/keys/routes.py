@@ -50,6 +50,7 @@ async def configuration(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {
         "issuer": issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "key_history_uri": f"{issuer}/v1/keys/history",
         "token_endpoint": f"{issuer}/v1/tokens",
         "token_type": "elig+jwt",
         "signing_alg_values_supported": ["ES256", "EdDSA"],

@@ -117,6 +117,8 @@ def test_rotation_table(world: Any, issuer_for: Any, admin_keys: Any, published:
     assert got == cases
 
     # Key history keeps every key with its public half and validity window.
+    config = server.client().get("/.well-known/attest-configuration").json()
+    assert config["key_history_uri"] == issuer_url + "/v1/keys/history"
     history = server.client().get("/v1/keys/history").json()["keys"]
     by_kid = {k["kid"]: k for k in history}
     assert set(by_kid) == {key_a, key_b, key_c}
