@@ -7,14 +7,18 @@ restart, and never again with a key another instance marked compromised.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from attest.db import Conn
+from attest.errors import ServiceUnavailable
 from attest.keys import repository
 from attest.keys.keystore import FileKeystore, Keystore, KeystoreError, Signer
 from attest.settings import Settings
 
 __all__ = ["Keyring", "open_keystore"]
+
+log = logging.getLogger(__name__)
 
 
 def open_keystore(settings: Settings, passphrase: Callable[[], str]) -> Keystore:
@@ -46,5 +50,13 @@ class Keyring:
         if row is None:
             raise KeystoreError("no signing key is active: see 'attest keys list'")
         # Only the active key is kept loaded: a replaced or compromised key is dropped here.
-        self.current = self.keystore.load(row["kid"], row["alg"], row["keystore_ref"])
+        try:
+            self.current = self.keystore.load(row["kid"], row["alg"], row["keystore_ref"])
+        except KeystoreError as exc:
+            # This instance cannot sign with the key the others use (keystore mount or token
+            # missing): refuse to issue rather than sign with a key that is no longer active.
+            log.exception("cannot load the active signing key %s", row["kid"])
+            raise ServiceUnavailable(
+                "The active signing key cannot be loaded on this instance; no token was issued."
+            ) from exc
         return self.current

@@ -165,3 +165,26 @@ def test_instances_pick_up_new_and_compromised_keys_without_restart(
     assert kid_of(on_first.issue()) == key_c
     ready = first.client().get("/readyz")
     assert ready.status_code == 200
+
+
+def test_an_instance_without_the_new_key_refuses_to_issue(
+    world: Any, issuer_for: Any, tmp_path: Any
+) -> None:
+    import shutil
+
+    first = world.start()
+    copy = tmp_path / "stale-keys"
+    shutil.copytree(world.root / "keys", copy)  # a keystore mount that will miss the next key
+    stale = world.start(keystore=str(copy))
+    on_stale = issuer_for(stale)
+    on_stale.issue()
+    with first.client(first.admin_key) as admin:
+        admin.post("/v1/keys/rotate")
+    world.clock.advance(seconds=60)
+    world.tick()
+    refused = on_stale.http.post(
+        "/v1/tokens", json={"subject_id": on_stale.subject_id, "audience": "model:fable-5"}
+    )
+    assert refused.status_code == 503
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    issuer_for(first).issue()  # the instance with the key goes on issuing
