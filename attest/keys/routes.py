@@ -86,6 +86,13 @@ def _history_view(r: asyncpg.Record) -> dict[str, Any]:
         "retiring_at": _iso(r["retiring_at"]),
         "retired_at": _iso(r["retired_at"]),
         "compromised_at": _iso(r["compromised_at"]),
+        # Tokens it signed are trustworthy if issued inside this window (open: still signing).
+        "signing_window": {
+            "from": _iso(r["activated_at"]),
+            "until": _iso(r["retiring_at"] or r["compromised_at"]),
+        }
+        if r["activated_at"] is not None
+        else None,
     }
 
 

@@ -125,6 +125,11 @@ def test_rotation_table(world: Any, issuer_for: Any, admin_keys: Any, published:
     assert by_kid[key_a]["retired_at"]
     assert by_kid[key_a]["retiring_at"]
     assert by_kid[key_b]["compromised_at"] == body["compromised_at"]
+    assert by_kid[key_b]["signing_window"] == {
+        "from": by_kid[key_b]["activated_at"],
+        "until": body["compromised_at"],
+    }
+    assert by_kid[key_c]["signing_window"]["until"] is None
     assert outcome(tokens["A"], {"keys": [by_kid[key_a]["public_jwk"]]}, issuer_url) == "ok"
     assert all("d" not in k["public_jwk"] for k in history)  # public halves only
 
@@ -184,6 +189,9 @@ def test_revoke_needs_the_compromise_flag(world: Any, body: dict[str, Any]) -> N
         assert again.status_code == 409
     with server.client() as anonymous:
         assert anonymous.post("/v1/keys/rotate").status_code == 401
+        assert anonymous.post(f"/v1/keys/{kid}/revoke", json=body).status_code == 401
+        assert anonymous.get("/v1/keys").status_code == 401
+        assert anonymous.get("/v1/keys/history").status_code == 200
 
 
 def test_compromised_key_tokens_fail_once_the_verifier_refreshes(
