@@ -6,12 +6,14 @@ and the frozen :class:`Settings` is handed to ``create_app``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 __all__ = ["HARD_MAX_TOKEN_LIFETIME", "Settings", "SettingsError", "load_settings"]
@@ -104,13 +106,13 @@ class Settings:
 
     def four_eyes_min_for(self, tenant: str) -> str:
         """The four-eyes threshold of ``tenant``: its override, else the global one."""
-        return dict(parse_pairs(self.four_eyes_by_tenant, "four_eyes_by_tenant")).get(
+        return _pair_map(self.four_eyes_by_tenant, "four_eyes_by_tenant").get(
             tenant, self.four_eyes_min_assurance
         )
 
     def validity_days_for(self, evidence_type: str) -> int:
         """Days verified evidence of ``evidence_type`` counts before re-verification."""
-        pairs = dict(parse_pairs(self.evidence_validity_by_type, "evidence_validity_by_type"))
+        pairs = _pair_map(self.evidence_validity_by_type, "evidence_validity_by_type")
         return int(pairs.get(evidence_type, self.evidence_validity_days))
 
     @property
@@ -247,6 +249,12 @@ def parse_pairs(raw: str, name: str) -> list[tuple[str, str]]:
             raise SettingsError(f"{_env_name(name)}: {item!r} is not key=value")
         pairs.append((key.strip(), value.strip()))
     return pairs
+
+
+@functools.lru_cache(maxsize=32)
+def _pair_map(raw: str, name: str) -> Mapping[str, str]:
+    # Settings are frozen, so each map is parsed once, not once per evidence submission.
+    return MappingProxyType(dict(parse_pairs(raw, name)))
 
 
 def _check_evidence(values: dict[str, Any]) -> dict[str, Any]:
