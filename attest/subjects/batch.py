@@ -27,6 +27,7 @@ __all__ = [
     "BatchRequest",
     "PlannedItem",
     "plan_batch",
+    "refs_of",
 ]
 
 #: Where the batch endpoint lives (documented in README and OpenAPI).
@@ -57,6 +58,7 @@ class PlannedItem:
     external_ref: str | None
     errors: list[dict[str, str]] = field(default_factory=list)
     evidence: list[tuple[SubmitEvidence, Assessed]] = field(default_factory=list)
+    skipped_evidence: int = 0  # evidence not assessed: the subject already exists
 
     @property
     def valid(self) -> bool:
@@ -83,8 +85,13 @@ def plan_batch(
     settings: Settings,
     pairwise_key: bytes,
     may_submit_evidence: bool,
+    existing: frozenset[str] = frozenset(),
 ) -> list[PlannedItem]:
-    """Judge each item; an ``external_ref`` seen earlier in the batch is an error."""
+    """Judge each item; an ``external_ref`` seen earlier in the batch is an error.
+
+    Evidence of subjects in ``existing`` is not assessed: it would not be submitted (a
+    re-sent batch changes nothing), and skipping it makes a resumed import cheap.
+    """
     planned: list[PlannedItem] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_items):
@@ -107,6 +114,9 @@ def plan_batch(
                 {"field": f"{prefix}.evidence", "message": "needs the scope evidence:write"}
             )
             continue
+        if converted.external_ref in existing:
+            item.skipped_evidence = len(converted.evidence)
+            continue
         for number, evidence in enumerate(converted.evidence):
             try:
                 assessed = assess_submission(
@@ -125,3 +135,12 @@ def plan_batch(
         if item.errors:
             item.evidence.clear()
     return planned
+
+
+def refs_of(raw_items: list[Any]) -> list[str]:
+    """The string ``external_ref`` members of the raw items (to look up existing ones)."""
+    return [
+        raw["external_ref"]
+        for raw in raw_items
+        if isinstance(raw, dict) and isinstance(raw.get("external_ref"), str)
+    ]

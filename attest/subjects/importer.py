@@ -111,6 +111,14 @@ def read_rows(path: Path) -> Iterator[Row]:
                 yield Row(number, item)
 
 
+def _count_rows(path: Path) -> int:
+    """Rows for the progress bar, without parsing them: records of a CSV, lines otherwise."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        if path.suffix.lower() == ".csv":
+            return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+        return sum(1 for _ in fh)
+
+
 @dataclass
 class ImportSummary:
     rows: int = 0
@@ -286,7 +294,7 @@ def run_import(
         if state.get("source_sha256") == source and state.get("tenant") == tenant:
             done = int(state["rows_done"])
     summary = ImportSummary(skipped=done, errors_file=errors_path)
-    bar = _Progress(sum(1 for _ in read_rows(path)), progress)
+    bar = _Progress(_count_rows(path), progress)
     started = time.monotonic()
     rows = (row for row in read_rows(path) if row.number > done)
     workers = max(1, concurrency)

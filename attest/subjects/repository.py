@@ -32,7 +32,7 @@ SELECT_BY_ID = "SELECT id, tenant, external_ref, created_at, revoked_at FROM sub
 SELECT_BY_ID_FOR_UPDATE = SELECT_BY_ID + " FOR UPDATE"
 INSERT_SUBJECTS = """
 INSERT INTO subjects (id, tenant, external_ref, created_at)
-SELECT id, $1, ref, $4 FROM unnest($2::uuid[], $3::text[]) AS s(id, ref)
+SELECT gen_random_uuid(), $1, ref, $3 FROM unnest($2::text[]) AS s(ref)
 ON CONFLICT (tenant, external_ref) DO NOTHING
 RETURNING id, external_ref
 """
@@ -43,9 +43,8 @@ SELECT id, external_ref FROM subjects WHERE tenant = $1 AND external_ref = ANY($
 # attest.audit.repository.INSERT_EVENT, in the order of ``seq``.
 INSERT_EVENTS = """
 INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
-SELECT event_id, type, $2, $3, $4, subject_id, data
-FROM jsonb_to_recordset($1::jsonb)
-     AS e(seq integer, event_id uuid, type text, subject_id uuid, data jsonb)
+SELECT gen_random_uuid(), type, $2, $3, $4, subject_id, data
+FROM jsonb_to_recordset($1::jsonb) AS e(seq integer, type text, subject_id uuid, data jsonb)
 ORDER BY seq
 """
 REVOKE = "UPDATE subjects SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id"
@@ -82,8 +81,7 @@ async def insert_subjects(
     conn: Conn, tenant: str, external_refs: list[str], now: datetime
 ) -> dict[str, uuid.UUID]:
     """Insert the subjects the tenant does not have yet; returns those created (ref -> id)."""
-    ids = [uuid.uuid4() for _ in external_refs]
-    rows = await conn.fetch(INSERT_SUBJECTS, tenant, ids, external_refs, now)
+    rows = await conn.fetch(INSERT_SUBJECTS, tenant, external_refs, now)
     return {row["external_ref"]: row["id"] for row in rows}
 
 
@@ -105,7 +103,5 @@ async def record_events(
     """Append audit events ``{"type", "subject_id", "data"}`` in list order."""
     if not events:
         return
-    rows = [
-        {"seq": seq, "event_id": str(uuid.uuid4()), **event} for seq, event in enumerate(events)
-    ]
+    rows = [{"seq": seq, **event} for seq, event in enumerate(events)]
     await conn.execute(INSERT_EVENTS, rows, occurred_at, actor, tenant)

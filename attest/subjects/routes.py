@@ -22,7 +22,7 @@ from attest.http.bodies import Body, Name, Ref, TenantName
 from attest.http.context import app_context
 from attest.settings import Settings
 from attest.subjects import repository
-from attest.subjects.batch import BATCH_PATH, BatchRequest, PlannedItem, plan_batch
+from attest.subjects.batch import BATCH_PATH, BatchRequest, PlannedItem, plan_batch, refs_of
 from attest.subjects.service import resolve_subject, target_tenant
 
 __all__ = ["batch_route", "create_subject", "evidence_view", "read_subject", "revoke_subject"]
@@ -150,6 +150,7 @@ def _item_view(item: PlannedItem, status: str, subject_id: uuid.UUID | None) -> 
         "status": status,
         "id": str(subject_id) if subject_id else None,
         "evidence": [],
+        "evidence_skipped": item.skipped_evidence,
         "errors": item.errors,
     }
 
@@ -178,21 +179,24 @@ def batch_route(settings: Settings) -> HTTPRouteHandler:
             )
         tenant = target_tenant(client, data.tenant)
         now = ctx.now()
-        planned = plan_batch(
-            data.items,
-            tenant=tenant,
-            now=now,
-            settings=ctx.settings,
-            pairwise_key=ctx.pairwise_key,
-            may_submit_evidence="evidence:write" in client.scopes,
-        )
-        valid = [item for item in planned if item.valid]
         async with ctx.pool.acquire() as conn, conn.transaction():
-            refs = [str(item.external_ref) for item in valid]
-            created = await repository.insert_subjects(conn, tenant, refs, now)
-            existing = await repository.ids_by_external_refs(
-                conn, tenant, [ref for ref in refs if ref not in created]
+            known = await repository.ids_by_external_refs(conn, tenant, refs_of(data.items))
+            planned = plan_batch(
+                data.items,
+                tenant=tenant,
+                now=now,
+                settings=ctx.settings,
+                pairwise_key=ctx.pairwise_key,
+                may_submit_evidence="evidence:write" in client.scopes,
+                existing=frozenset(known),
             )
+            refs = [str(item.external_ref) for item in planned if item.valid]
+            created = await repository.insert_subjects(
+                conn, tenant, [ref for ref in refs if ref not in known], now
+            )
+            # A subject onboarded by a concurrent request since the lookup is "existing".
+            missing = [ref for ref in refs if ref not in known and ref not in created]
+            existing = known | await repository.ids_by_external_refs(conn, tenant, missing)
             views = await _submit_for_created(conn, client.id, tenant, now, planned, created)
         counts = {"created": 0, "existing": 0, "invalid": 0}
         items = []

@@ -96,6 +96,8 @@ def test_resending_a_batch_changes_nothing(
     assert (second["created"], second["existing"]) == (0, 20)
     assert [i["id"] for i in second["items"]] == [i["id"] for i in first["items"]]
     assert all(i["evidence"] == [] for i in second["items"])
+    assert all(i["evidence_skipped"] == 1 for i in second["items"])
+    assert all(i["evidence_skipped"] == 0 for i in first["items"])
     assert _events(actors, tenant) == before
     one = loader.get(f"/v1/subjects/{first['items'][0]['id']}").json()
     assert len(one["evidence"]) == 1
