@@ -21,6 +21,7 @@ __all__ = [
     "list_for_subject",
     "lock_document",
     "lock_documents",
+    "use_assertion",
     "verified_for_subject",
 ]
 
@@ -71,6 +72,12 @@ DOCUMENTS_IN_USE = """
 SELECT DISTINCT document_hash FROM evidence
 WHERE tenant = $1 AND document_hash = ANY($2::text[])
   AND status IN ('verified', 'pending_approval')
+"""
+USE_ASSERTION = """
+INSERT INTO idp_assertion_jtis (issuer, jti, tenant, used_at, expires_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (issuer, jti) DO NOTHING
+RETURNING jti
 """
 SELECT_FOR_SUBJECT = f"SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 ORDER BY created_at, id"
 SELECT_VERIFIED = f"""
@@ -211,3 +218,10 @@ async def documents_in_use(conn: Conn, tenant: str, document_hashes: list[str]) 
         return set()
     rows = await conn.fetch(DOCUMENTS_IN_USE, tenant, document_hashes)
     return {row["document_hash"] for row in rows}
+
+
+async def use_assertion(
+    conn: Conn, issuer: str, jti: str, tenant: str, now: datetime, expires_at: datetime
+) -> bool:
+    """Record an assertion as used; False if this issuer's ``jti`` was used before (replay)."""
+    return await conn.fetchval(USE_ASSERTION, issuer, jti, tenant, now, expires_at) is not None

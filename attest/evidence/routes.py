@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -10,19 +11,31 @@ from litestar import Request, Response, post
 from litestar.params import FromPath, JSONBody
 
 from attest.audit import repository as audit
-from attest.errors import Conflict, FourEyesViolation, NotFound
+from attest.errors import Conflict, FourEyesViolation, NotFound, UnprocessableInput
 from attest.evidence import repository
+from attest.evidence.idp import (
+    AssertionResult,
+    IdpReason,
+    TrustedProvider,
+    check_assertion,
+    header_reasons,
+    read_header,
+)
 from attest.evidence.intake import (
+    Assessed,
     SubmitEvidence,
     assess_submission,
     audit_data,
     document_in_use_outcome,
+    idp_outcome,
+    precheck_idp,
 )
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
-from attest.http.context import app_context
+from attest.http.context import AppContext, app_context
 from attest.subjects.routes import evidence_view
 from attest.subjects.service import parse_uuid, resolve_subject
+from attest.verify import InvalidToken
 
 __all__ = ["approve_evidence", "reject_evidence", "submit_evidence", "withdraw_evidence"]
 
@@ -36,6 +49,50 @@ class Closing(Body):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
 
 
+async def _assess_assertion(
+    conn: Any, ctx: AppContext, data: SubmitEvidence, tenant: str, now: datetime
+) -> Assessed:
+    """Check an identity provider's assertion for a subject of ``tenant`` and, once its
+    signature and claims hold, record its ``jti`` so that a replay is rejected."""
+    token = precheck_idp(data)
+    parsed = read_header(token)
+    if parsed is None:
+        raise UnprocessableInput(
+            "The evidence is malformed.",
+            errors=[{"field": "$.assertion", "message": "not a JWS in compact serialisation"}],
+        )
+    header, unverified = parsed
+    validity = timedelta(days=ctx.settings.validity_days_for("idp_assertion"))
+    providers: dict[tuple[str, str], TrustedProvider] = ctx.extras.get("idp_providers", {})
+    issuer = unverified.get("iss")
+    provider = providers.get((tenant, issuer)) if isinstance(issuer, str) else None
+    if provider is None:
+        reason = IdpReason(
+            "untrusted_issuer", "The tenant trusts no identity provider by this iss."
+        )
+        return idp_outcome(AssertionResult([reason]), now=now, validity=validity)
+    problem = header_reasons(header, provider.typ)
+    if problem is not None:
+        return idp_outcome(AssertionResult([problem]), now=now, validity=validity)
+    try:
+        # A remote key set may be fetched: off the event loop.
+        key = await asyncio.to_thread(provider.keys.get, header["kid"], now.timestamp())
+    except InvalidToken as exc:
+        reason = IdpReason(
+            "key_source_unavailable", f"The provider's keys are unavailable ({exc.code})."
+        )
+        return idp_outcome(AssertionResult([reason]), now=now, validity=validity)
+    result = check_assertion(header, token, provider, key, audience=ctx.settings.issuer, now=now)
+    if result.jti is not None and result.expires_at is not None:
+        fresh = await repository.use_assertion(
+            conn, provider.issuer, result.jti, tenant, now, result.expires_at
+        )
+        if not fresh:
+            reason = IdpReason("replayed", "This assertion (iss and jti) was used before.")
+            result = AssertionResult([reason])
+    return idp_outcome(result, now=now, validity=validity)
+
+
 @post(
     "/v1/subjects/{subject_id:str}/evidence", guards=[requires("evidence:write")], status_code=201
 )
@@ -47,13 +104,16 @@ async def submit_evidence(
     async with ctx.pool.acquire() as conn, conn.transaction():
         subject = await resolve_subject(conn, client, subject_id=subject_id, for_update=True)
         now = ctx.now()
-        assessed = assess_submission(
-            data,
-            tenant=subject["tenant"],
-            now=now,
-            settings=ctx.settings,
-            pairwise_key=ctx.pairwise_key,
-        )
+        if data.type == "idp_assertion":
+            assessed = await _assess_assertion(conn, ctx, data, subject["tenant"], now)
+        else:
+            assessed = assess_submission(
+                data,
+                tenant=subject["tenant"],
+                now=now,
+                settings=ctx.settings,
+                pairwise_key=ctx.pairwise_key,
+            )
         if assessed.document_hash is not None:
             await repository.lock_document(conn, subject["tenant"], assessed.document_hash)
             if await repository.document_in_use(
@@ -68,7 +128,7 @@ async def submit_evidence(
             type_=data.type,
             document_type=data.document_type,
             attributes=attributes,
-            assurance=data.assurance,
+            assurance=assessed.assurance,
             status=outcome.status,
             reasons=outcome.reasons,
             submitted_by=client.id,

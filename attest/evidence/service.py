@@ -29,9 +29,7 @@ __all__ = [
 ]
 
 #: Evidence types the service verifies.
-SUPPORTED_TYPES = ("manual_review", "document_mrz")
-#: Types named by the design that this release does not verify yet.
-PLANNED_TYPES = ("idp_assertion",)
+SUPPORTED_TYPES = ("manual_review", "document_mrz", "idp_assertion")
 
 
 @dataclass(frozen=True, slots=True)

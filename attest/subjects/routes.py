@@ -255,7 +255,7 @@ async def _submit_for_created(
                     "type": body.type,
                     "document_type": body.document_type,
                     "attributes": assessed.attributes,
-                    "assurance": body.assurance,
+                    "assurance": assessed.assurance,
                     "status": outcome.status,
                     "reasons": outcome.reasons,
                     "verified_at": outcome.verified_at,

@@ -136,7 +136,8 @@ MALFORMED: list[tuple[dict[str, Any], str]] = [
     ({"type": "document_mrz"}, "$.mrz"),
     ({"type": "document_mrz", "mrz": "P<D<<X"}, "$.mrz"),
     ({"mrz": "P<D<<X"}, "$.mrz"),
-    ({"type": "idp_assertion"}, "$.type"),
+    ({"type": "idp_assertion"}, "$.assertion"),
+    ({"assertion": "a.b.c"}, "$.assertion"),
 ]
 
 
@@ -157,19 +158,6 @@ def test_malformed_evidence_is_422_and_records_nothing(
     assert any(e["field"] == field for e in body["errors"]), body["errors"]
     assert event_types(admin, subject["id"]) == ["subject.onboarded"]
     assert operator.get(f"/v1/subjects/{subject['id']}").json()["evidence"] == []
-
-
-def test_idp_assertion_is_not_supported_yet(
-    operator: httpx.Client, onboard: Callable[..., dict[str, Any]]
-) -> None:
-    subject = onboard()
-    body = assert_problem(
-        operator.post(
-            f"/v1/subjects/{subject['id']}/evidence", json={**US_PASSPORT, "type": "idp_assertion"}
-        ),
-        422,
-    )
-    assert "not supported" in body["detail"]
 
 
 @pytest.mark.parametrize(
