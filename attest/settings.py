@@ -73,6 +73,9 @@ class Settings:
     #: Key of the keyed hash (HMAC-SHA-256) of document numbers. None: derived from
     #: ``pairwise_secret`` under a label of its own.
     document_hash_secret: str | None = field(default=None, repr=False)
+    #: JSON file of the identity providers each tenant trusts for ``idp_assertion``
+    #: evidence (see README). None: no provider is trusted.
+    idp_providers: str | None = None
     #: Most items in one ``POST /v1/subjects/batch`` request (count).
     batch_max_items: int = 1000
     #: Largest ``POST /v1/subjects/batch`` body (bytes); other bodies use ``max_body_size``.
