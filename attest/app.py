@@ -21,6 +21,7 @@ from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
 from attest.db.pool import create_pool
 from attest.devsecrets import resolve_secret
+from attest.evidence.idp import ProviderConfigError, load_providers
 from attest.evidence.routes import (
     approve_evidence,
     reject_evidence,
@@ -47,7 +48,7 @@ from attest.policy.routes import (
     read_policy_version,
     update_audience,
 )
-from attest.settings import Settings
+from attest.settings import Settings, SettingsError
 from attest.subjects.routes import batch_route, create_subject, read_subject, revoke_subject
 from attest.tokens.routes import issue_token
 
@@ -110,6 +111,10 @@ def create_app(
 ) -> Litestar:
     """Build the application. Start-up (lifespan) connects, migrates and loads the key."""
     ctx = AppContext(settings=settings, clock=clock)
+    try:
+        ctx.extras["idp_providers"] = load_providers(settings.idp_providers)
+    except ProviderConfigError as exc:
+        raise SettingsError(f"ATTEST_IDP_PROVIDERS: {exc}") from None
     say = announce or (lambda text: print(text, file=sys.stderr, flush=True))
 
     @asynccontextmanager
