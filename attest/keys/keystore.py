@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from attest.keys.jwk import PublicKey, b64url, public_jwk, thumbprint
@@ -72,6 +71,29 @@ def compact_jws(
     return f"{head}.{body}.{b64url(sign(signing_input))}"
 
 
+def _der_to_jose(der: bytes) -> bytes:
+    """ECDSA P-256 DER ``SEQUENCE {INTEGER r, INTEGER s}`` to JOSE ``r || s`` (RFC 7518 3.4).
+
+    By hand: cryptography's decode_dss_signature costs more than the signing it follows.
+    A P-256 signature is under 128 bytes, so every DER length here is one short-form byte.
+    """
+    r_len = der[3]
+    s_len = der[5 + r_len]
+    if (
+        der[0] != 0x30
+        or der[1] != len(der) - 2
+        or der[2] != 0x02
+        or der[4 + r_len] != 0x02
+        or 6 + r_len + s_len != len(der)
+        or not 0 < r_len <= 33
+        or not 0 < s_len <= 33
+    ):
+        raise KeystoreError("unexpected ECDSA signature encoding")
+    r = der[4 : 4 + r_len].lstrip(b"\0")
+    s = der[6 + r_len :].lstrip(b"\0")
+    return r.rjust(32, b"\0") + s.rjust(32, b"\0")
+
+
 @dataclass(frozen=True, slots=True)
 class _LocalSigner:
     """A signer over a private key held in memory (loaded from the file keystore)."""
@@ -84,11 +106,15 @@ class _LocalSigner:
         public: PublicKey = self._key.public_key()
         return public_jwk(public)
 
+    def _sign(self, data: bytes) -> bytes:
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            # RFC 7518 section 3.4: the JWS signature is r || s, each 32 bytes, not DER.
+            return _der_to_jose(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return key.sign(data)  # RFC 8037 section 3.1: the 64-byte Ed25519 signature
+
     def sign_jwt(self, claims: dict[str, object], typ: str) -> str:
-        # RFC 8725 section 3.11: an explicit typ; the kid names the key, the alg is ours.
-        return jwt.encode(
-            claims, self._key, algorithm=self.alg, headers={"typ": typ, "kid": self.kid}
-        )
+        return compact_jws(claims, alg=self.alg, kid=self.kid, typ=typ, sign=self._sign)
 
 
 def _generate(alg: Algorithm) -> PrivateKey:
