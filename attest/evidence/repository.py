@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -73,6 +73,9 @@ SELECT DISTINCT document_hash FROM evidence
 WHERE tenant = $1 AND document_hash = ANY($2::text[])
   AND status IN ('verified', 'pending_approval')
 """
+# Rows whose assertion expired more than 10 minutes ago (the largest leeway a provider may
+# have is 300 s) can no longer be replayed: the assertion's exp rejects it.
+PRUNE_ASSERTIONS = "DELETE FROM idp_assertion_jtis WHERE expires_at < $1"
 USE_ASSERTION = """
 INSERT INTO idp_assertion_jtis (issuer, jti, tenant, used_at, expires_at)
 VALUES ($1, $2, $3, $4, $5)
@@ -223,5 +226,9 @@ async def documents_in_use(conn: Conn, tenant: str, document_hashes: list[str]) 
 async def use_assertion(
     conn: Conn, issuer: str, jti: str, tenant: str, now: datetime, expires_at: datetime
 ) -> bool:
-    """Record an assertion as used; False if this issuer's ``jti`` was used before (replay)."""
+    """Record an assertion as used; False if this issuer's ``jti`` was used before (replay).
+
+    Also forgets assertions that expired long enough ago to be refused by ``exp`` alone.
+    """
+    await conn.execute(PRUNE_ASSERTIONS, now - timedelta(minutes=10))
     return await conn.fetchval(USE_ASSERTION, issuer, jti, tenant, now, expires_at) is not None

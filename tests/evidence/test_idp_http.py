@@ -3,6 +3,7 @@ replay rejected, expiry against the injected clock, nothing personal in the audi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from idp_support import ISSUER, TestIdp
@@ -202,3 +204,31 @@ def test_a_bad_provider_file_stops_start_up(tmp_path: Path, database_url: str) -
     settings = make_settings(database_url, tmp_path, idp_providers=str(tmp_path / "providers.json"))
     with pytest.raises(SettingsError, match=r"ATTEST_IDP_PROVIDERS: .*providers\[0\]"):
         create_app(settings)
+
+
+async def _used_jtis(database_url: str, jtis: list[str]) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT jti FROM idp_assertion_jtis WHERE jti = ANY($1::text[])", jtis
+        )
+    finally:
+        await conn.close()
+    return {row["jti"] for row in rows}
+
+
+def test_used_assertions_are_forgotten_once_expired(
+    idp_server: LiveServer, operator: httpx.Client, database_url: str
+) -> None:
+    old = _claims(idp_server)
+    assert _submit(operator, _subject(operator), IDP.sign(old))["status"] == "verified"
+    assert asyncio.run(_used_jtis(database_url, [old["jti"]])) == {old["jti"]}
+    try:
+        idp_server.clock.advance(minutes=16)  # 5 min lifetime + 10 min margin, and then some
+        new = _claims(idp_server)
+        assert _submit(operator, _subject(operator), IDP.sign(new))["status"] == "verified"
+        assert asyncio.run(_used_jtis(database_url, [old["jti"], new["jti"]])) == {new["jti"]}
+        # The forgotten assertion is still refused, by its exp.
+        assert _codes(_submit(operator, _subject(operator), IDP.sign(old))) == ["expired"]
+    finally:
+        idp_server.clock.offset = timedelta()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import os
 import signal
@@ -217,3 +218,22 @@ def test_the_command_killed_mid_run_resumes_to_exactly_every_row(
     assert "resumed after" in finished.stdout
     assert counts(live, tenant) == (10_000, 10_000, 10_000, 0)
     assert not state.exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(
+    tmp_path: Path, loader: httpx.Client, live: LiveServer, tenant: str
+) -> None:
+    source = _jsonl(tmp_path / "p.jsonl", [{"external_ref": f"p-{n}"} for n in range(30)])
+    screen = _Terminal()
+    run_import(source, loader, batch_size=10, concurrency=1, progress=screen)
+    assert screen.getvalue().endswith("\n")
+    assert "30/30 rows" in screen.getvalue()
+    assert "created 30" in screen.getvalue()
+    quiet = io.StringIO()  # not a terminal: no bar
+    run_import(source, loader, batch_size=10, progress=quiet)
+    assert quiet.getvalue() == ""
