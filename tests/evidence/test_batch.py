@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import US_PASSPORT, Actors
+from support import US_PASSPORT, Actors, LiveServer
 
 BATCH = "/v1/subjects/batch"
 PROBLEM = "application/problem+json"
@@ -174,3 +174,13 @@ def test_tenants(loader: httpx.Client, actors: Actors, admin: httpx.Client, tena
     answer = admin.post(BATCH, json={"items": [{"external_ref": "x"}], "tenant": other}).json()
     assert answer["created"] == 1
     assert _events(actors, other)[0]["tenant"] == other
+
+
+def test_new_paths_are_in_the_openapi_document(live: LiveServer) -> None:
+    paths = httpx.get(live.base_url + "/schema/openapi.json").json()["paths"]
+    for path in (
+        BATCH,
+        "/v1/evidence/{evidence_id}/rejections",
+        "/v1/evidence/{evidence_id}/withdrawals",
+    ):
+        assert path in paths, sorted(paths)
