@@ -108,6 +108,9 @@ def make_settings(database_url: str, root: Path, **overrides: Any) -> Any:
         "keystore_passphrase": "test-passphrase-" + secrets.token_hex(8),
         "pairwise_secret": secrets.token_hex(32),
         "bootstrap_admin_key": generate_key().api_key,
+        # No scheduled rotation on shared servers: tests that move the clock by days must
+        # not rotate keys under other tests. Rotation tests start servers of their own.
+        "key_rotation_interval": 0,
     }
     values.update(overrides)
     return load_settings(environ={}, **values)
