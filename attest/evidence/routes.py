@@ -49,11 +49,11 @@ class Closing(Body):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
 
 
-async def _assess_assertion(
-    conn: Any, ctx: AppContext, data: SubmitEvidence, tenant: str, now: datetime
-) -> Assessed:
-    """Check an identity provider's assertion for a subject of ``tenant`` and, once its
-    signature and claims hold, record its ``jti`` so that a replay is rejected."""
+async def _check_assertion(
+    ctx: AppContext, data: SubmitEvidence, tenant: str, now: datetime
+) -> AssertionResult:
+    """Check an identity provider's assertion for a subject of ``tenant``. Runs outside
+    any transaction: the provider's key set may have to be fetched over the network."""
     token = precheck_idp(data)
     parsed = read_header(token)
     if parsed is None:
@@ -62,34 +62,44 @@ async def _assess_assertion(
             errors=[{"field": "$.assertion", "message": "not a JWS in compact serialisation"}],
         )
     header, unverified = parsed
-    validity = timedelta(days=ctx.settings.validity_days_for("idp_assertion"))
     providers: dict[tuple[str, str], TrustedProvider] = ctx.extras.get("idp_providers", {})
     issuer = unverified.get("iss")
     provider = providers.get((tenant, issuer)) if isinstance(issuer, str) else None
     if provider is None:
-        reason = IdpReason(
-            "untrusted_issuer", "The tenant trusts no identity provider by this iss."
+        return AssertionResult(
+            [IdpReason("untrusted_issuer", "The tenant trusts no identity provider by this iss.")]
         )
-        return idp_outcome(AssertionResult([reason]), now=now, validity=validity)
     problem = header_reasons(header, provider.typ)
     if problem is not None:
-        return idp_outcome(AssertionResult([problem]), now=now, validity=validity)
+        return AssertionResult([problem])
     try:
         # A remote key set may be fetched: off the event loop.
         key = await asyncio.to_thread(provider.keys.get, header["kid"], now.timestamp())
     except InvalidToken as exc:
-        reason = IdpReason(
-            "key_source_unavailable", f"The provider's keys are unavailable ({exc.code})."
+        return AssertionResult(
+            [
+                IdpReason(
+                    "key_source_unavailable", f"The provider's keys are unavailable ({exc.code})."
+                )
+            ]
         )
-        return idp_outcome(AssertionResult([reason]), now=now, validity=validity)
-    result = check_assertion(header, token, provider, key, audience=ctx.settings.issuer, now=now)
-    if result.jti is not None and result.expires_at is not None:
+    return check_assertion(header, token, provider, key, audience=ctx.settings.issuer, now=now)
+
+
+async def _consume_assertion(
+    conn: Any, ctx: AppContext, result: AssertionResult, tenant: str, now: datetime
+) -> Assessed:
+    """Record the ``jti`` of a checked assertion (in the evidence's transaction), so that a
+    second use is rejected as a replay; then decide the outcome."""
+    if result.issuer is not None and result.jti is not None and result.expires_at is not None:
         fresh = await repository.use_assertion(
-            conn, provider.issuer, result.jti, tenant, now, result.expires_at
+            conn, result.issuer, result.jti, tenant, now, result.expires_at
         )
         if not fresh:
-            reason = IdpReason("replayed", "This assertion (iss and jti) was used before.")
-            result = AssertionResult([reason])
+            result = AssertionResult(
+                [IdpReason("replayed", "This assertion (iss and jti) was used before.")]
+            )
+    validity = timedelta(days=ctx.settings.validity_days_for("idp_assertion"))
     return idp_outcome(result, now=now, validity=validity)
 
 
@@ -101,11 +111,16 @@ async def submit_evidence(
 ) -> Response[Any]:
     client = current_client(request)
     ctx = app_context(request)
+    now = ctx.now()
+    checked: AssertionResult | None = None
+    if data.type == "idp_assertion":
+        async with ctx.pool.acquire() as conn:
+            found = await resolve_subject(conn, client, subject_id=subject_id)
+        checked = await _check_assertion(ctx, data, found["tenant"], now)
     async with ctx.pool.acquire() as conn, conn.transaction():
         subject = await resolve_subject(conn, client, subject_id=subject_id, for_update=True)
-        now = ctx.now()
-        if data.type == "idp_assertion":
-            assessed = await _assess_assertion(conn, ctx, data, subject["tenant"], now)
+        if checked is not None:
+            assessed = await _consume_assertion(conn, ctx, checked, subject["tenant"], now)
         else:
             assessed = assess_submission(
                 data,
