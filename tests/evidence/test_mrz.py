@@ -311,3 +311,17 @@ def test_a_wrong_field_digit_also_breaks_the_composite_that_covers_it() -> None:
         "document_number_check_digit",
         "composite_check_digit",
     ]
+
+
+@given(
+    position=st.sampled_from([*range(13, 19), *range(21, 27)]),  # birth and expiry dates
+    shift=st.integers(min_value=1, max_value=9),
+)
+def test_every_single_digit_substitution_in_a_date_is_detected(position: int, shift: int) -> None:
+    # Weights 7, 3 and 1 are coprime to 10, so changing one digit always changes the sum
+    # modulo 10 (Doc 9303 Part 3, 4.9). A letter for a digit can go undetected ('0' -> 'A'
+    # adds 10): that weakness is ICAO's, and the date rules catch it here.
+    text = _real(TD3)
+    original = text.split("\n")[1][position]
+    mutated = _put(text, 1, position, str((int(original) + shift) % 10))
+    assert check_mrz(mutated, NOW).reasons
