@@ -9,7 +9,7 @@ from typing import Any
 
 from . import _errors as e
 
-__all__ = ["DECODER", "b64decode", "json_object"]
+__all__ = ["DECODER", "b64decode", "b64decode_ascii", "json_object", "json_text_object"]
 
 
 class _DuplicateMemberError(ValueError):
@@ -35,9 +35,10 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = DECODER.scan_once  # type: ignore
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _SEXTET = {c: i for i, c in enumerate(_ALPHABET)}
-# base64url -> base64 for binascii's strict decoder; "+" and "/" (not base64url) become "!",
-# which the strict decoder refuses, as it refuses every other non-alphabet character.
-_URL_TO_STD = bytes.maketrans(b"-_+/", b"+/!!")
+# base64url -> base64 for binascii's strict decoder; "+", "/" and "=" (not unpadded
+# base64url) become "!", which the strict decoder refuses, as it refuses every other
+# non-alphabet character. The padding added after translation is the only "=".
+_URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PAD = (b"", b"", b"==", b"=")
 _a2b = binascii.a2b_base64
 
@@ -57,11 +58,35 @@ def b64decode(segment: str) -> bytes:
         raise e.MalformedToken("bad base64url segment") from exc
 
 
+_SEXTET_BYTES = {ord(c): i for c, i in _SEXTET.items()}
+
+
+def b64decode_ascii(segment: bytes) -> bytes:
+    """:func:`b64decode` for a segment already known to be ASCII bytes (the token hot path)."""
+    rem = len(segment) % 4
+    if rem == 1:
+        raise e.MalformedToken("bad base64url segment")
+    if rem and _SEXTET_BYTES.get(segment[-1], 1) & (0x0F if rem == 2 else 0x03):
+        raise e.MalformedToken("non-canonical base64url")
+    try:
+        return _a2b(segment.translate(_URL_TO_STD) + _PAD[rem], strict_mode=True)
+    except binascii.Error as exc:
+        raise e.MalformedToken("bad base64url segment") from exc
+
+
 def json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Parse UTF-8 JSON that must be an object without duplicate members (MalformedToken)."""
     # RFC 7515 5.2 steps 3-4 / RFC 7519 7.2 steps 4 and 10: UTF-8 JSON object.
     try:
         text = raw.decode("utf-8")
+    except ValueError as exc:
+        raise e.MalformedToken(f"{what} is not UTF-8 JSON without duplicates") from exc
+    return json_text_object(text, what)
+
+
+def json_text_object(text: str, what: str) -> dict[str, Any]:
+    """Like :func:`json_object` for text already decoded from UTF-8."""
+    try:
         try:  # fast path: the C scanner over the whole text, no surrounding whitespace
             value, end = _SCAN(text, 0)
         except StopIteration:

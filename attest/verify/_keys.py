@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -237,12 +238,31 @@ def _jose_to_der(signature: bytes) -> bytes:
     return b"\x30" + len(body).to_bytes(1, "big") + body
 
 
+# DER heads for the common case where neither R nor S starts with a zero byte, indexed by
+# (R's top bit) | (S's top bit) << 1: an INTEGER whose top bit is set takes a 0x00 pad
+# (X.690 8.3.2), so each of R and S is 32 or 33 content bytes. Other cases: _jose_to_der.
+_DER_HEADS = (
+    (b"\x30\x44\x02\x20", b"\x02\x20"),
+    (b"\x30\x45\x02\x21\x00", b"\x02\x20"),
+    (b"\x30\x45\x02\x20", b"\x02\x21\x00"),
+    (b"\x30\x46\x02\x21\x00", b"\x02\x21\x00"),
+)
+
+
 def _es256_verifier(key: ec.EllipticCurvePublicKey) -> Callable[[bytes, bytes], None]:
     ec_verify = key.verify
 
     def verify(signature: bytes, signing_input: bytes) -> None:
         # RFC 7518 3.4: R || S (32 bytes each, big-endian) -> DER for OpenSSL.
-        ec_verify(_jose_to_der(signature), signing_input, _ECDSA_SHA256)
+        if len(signature) != 64:
+            raise InvalidSignature("ES256 signatures are 64 bytes")
+        r0, s0 = signature[0], signature[32]
+        if r0 and s0:
+            head, mid = _DER_HEADS[(r0 >> 7) | (s0 >> 6 & 2)]
+            der = head + signature[:32] + mid + signature[32:]
+        else:
+            der = _jose_to_der(signature)
+        ec_verify(der, signing_input, _ECDSA_SHA256)
 
     return verify
 

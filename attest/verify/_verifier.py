@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import binascii
 import functools
 import threading
 import time
@@ -14,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 
 from . import _errors as e
 from ._dpop import MemoryReplayCache, ReplayCache, check_proof, normalize_htu
+from ._jose import _PAD, _SCAN, _SEXTET_BYTES, _URL_TO_STD, _a2b
 from ._jose import DECODER as _DECODER
 from ._jose import b64decode as _b64decode
 from ._jose import json_object as _json_object
@@ -36,9 +38,9 @@ _ALGORITHMS = frozenset({"ES256", "EdDSA"})
 # never used, and a token that carries one is refused (RFC 8725 3.10 spirit).
 _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256")
 _REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "eligibility")
-_REQUIRED_SET = frozenset(_REQUIRED_CLAIMS)
 _N_REQUIRED = len(_REQUIRED_CLAIMS)
 _MAX_NUMERIC_DATE = 2**40
+_TAIL_MASK = (0, 0, 0x0F, 0x03)  # RFC 4648 3.5: unused bits of the last character are zero
 
 
 def _nonempty_str(container: Mapping[str, Any], name: str, where: str = "") -> str:
@@ -96,12 +98,37 @@ def _request(dpop: str | None, method: str | None, url: str | None) -> _Request 
     return _Request(dpop, method, url)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 class _Entry(NamedTuple):
     payload: str
+    claims: dict[str, Any]  # a private copy, never handed out
+    flat: tuple[str, ...] | None  # claims holding flat objects; None: copy via the payload
     key: VerificationKey
     exp: int
     nbf: int
     iat: int
+
+
+def _entry(payload: str, claims: dict[str, Any], key: VerificationKey) -> _Entry:
+    """A cache entry; ``flat`` lets a hit copy the claims without parsing JSON again."""
+    flat: tuple[str, ...] | None = ()
+    for name, value in claims.items():
+        if type(value) is dict and all(type(v) in _SCALARS for v in value.values()):
+            flat += (name,)  # type: ignore[operator]
+        elif type(value) not in _SCALARS:
+            flat = None  # deeper structures: a hit re-parses the payload
+            break
+    private = _copy_claims(claims, flat) if flat is not None else {}
+    return _Entry(payload, private, flat, key, claims["exp"], claims["nbf"], claims["iat"])
+
+
+def _copy_claims(claims: dict[str, Any], flat: tuple[str, ...]) -> dict[str, Any]:
+    fresh = claims.copy()
+    for name in flat:
+        fresh[name] = fresh[name].copy()
+    return fresh
 
 
 class Verifier:
@@ -172,8 +199,10 @@ class Verifier:
         proof (RFC 9449), with the request's ``method`` and absolute ``url``; without a
         proof it fails with ``binding_required``. For an unbound token ``dpop`` is ignored.
         """
-        request = _request(dpop, method, url)
-        return self._verify(token, self._now(), fetch=True, request=request)
+        # positional arguments on the hot path: this runs once per request
+        return self._verify(
+            token, self._now(), True, None if dpop is None else _request(dpop, method, url)
+        )
 
     async def verify_async(
         self,
@@ -184,31 +213,31 @@ class Verifier:
         url: str | None = None,
     ) -> dict[str, Any]:
         """Like :meth:`verify`; key-set network I/O runs in a worker thread."""
-        request = _request(dpop, method, url)
+        request = None if dpop is None else _request(dpop, method, url)
         now = self._now()
         try:
-            return self._verify(token, now, fetch=False, request=request)
+            return self._verify(token, now, False, request)
         except NeedsFetchError as pending:
             await asyncio.to_thread(self.keys.fetch, str(pending.args[0]), now)
         try:
-            return self._verify(token, now, fetch=False, request=request)
+            return self._verify(token, now, False, request)
         except NeedsFetchError as exc:  # the source still wants I/O: treat it as down
             raise e.KeySourceUnavailable("key set could not be fetched") from exc
 
     # -- internals -----------------------------------------------------------------------
 
     def _verify(
-        self, token: str, now: float, *, fetch: bool, request: _Request | None
+        self, token: str, now: float, fetch: bool, request: _Request | None
     ) -> dict[str, Any]:
-        if not isinstance(token, str):
+        if type(token) is not str:
             raise e.MalformedToken("token must be a str")
-        claims = self._cache_get(token, now, fetch=fetch) if self.cache_size else None
-        if claims is None:
-            claims, payload, key = self._verify_uncached(token, now, fetch=fetch)
-            if self.cache_size:
-                self._cache_put(
-                    token, _Entry(payload, key, claims["exp"], claims["nbf"], claims["iat"])
-                )
+        if self.cache_size:
+            claims = self._cache_get(token, now, fetch=fetch)
+            if claims is None:
+                claims, payload, key = self._verify_uncached(token, now, fetch)
+                self._cache_put(token, _entry(payload, claims, key))
+        else:
+            claims = self._verify_uncached(token, now, fetch)[0]
         # Checks that depend on more than the token run on every call, cached or not.
         if len(claims) > _N_REQUIRED:  # optional claims present (validated in _check_optional)
             if "status" in claims and self.status is not None:
@@ -262,12 +291,14 @@ class Verifier:
                 current = self.keys.get(entry.key.kid, now, fetch=fetch)
             except e.KeySourceUnavailable:
                 current = None
-            still_valid = current == entry.key
+            still_valid = current is entry.key or current == entry.key
         if not still_valid:
             with self._cache_lock:
                 self._cache.pop(token, None)
             return None  # the full path reports the precise reason
-        result: dict[str, Any] = _DECODER.decode(entry.payload)  # a fresh copy per call
+        if entry.flat is not None:  # a fresh copy per call: callers may mutate it
+            return _copy_claims(entry.claims, entry.flat)
+        result: dict[str, Any] = _DECODER.decode(entry.payload)
         return result
 
     def _cache_put(self, token: str, entry: _Entry) -> None:
@@ -277,18 +308,22 @@ class Verifier:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
 
-    def _verify_uncached(
-        self, token: str, now: float, *, fetch: bool
+    # The per-request path, kept in one frame on purpose (see bench/bench_verify.py).
+    def _verify_uncached(  # noqa: PLR0915
+        self, token: str, now: float, fetch: bool
     ) -> tuple[dict[str, Any], str, VerificationKey]:
         # DESIGN "Verifier": cap the size before any decoding (bounded work per token).
         if len(token) > MAX_TOKEN_BYTES:
             raise e.TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
         # RFC 7515 7.1: compact serialization, three non-empty base64url segments, ASCII.
-        segments = token.split(".")
-        if len(segments) != 3 or not all(segments) or not token.isascii():
+        first, last = token.find("."), token.rfind(".")
+        if not 0 < first < last - 1 or last == len(token) - 1 or token.count(".") != 2:
             raise e.MalformedToken("not a compact JWS of three base64url segments")
-        header_b64, payload_b64, signature_b64 = segments
-        alg, kid = _parse_header(header_b64)
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise e.MalformedToken("not a compact JWS of three base64url segments") from exc
+        alg, kid = _parse_header(token[:first])
         key = self.keys.get(kid, now, fetch=fetch)  # may raise NeedsFetchError (async path)
         if key is None:
             raise e.UnknownKey("no admitted key with this kid")
@@ -298,27 +333,62 @@ class Verifier:
 
         # RFC 7515 5.2 step 8: verify the signature over ASCII(header.payload) with the key
         # (RFC 7518 3.4: ES256 is R || S, 64 bytes; RFC 8037 3.1: Ed25519, 64 bytes).
-        signature = _b64decode(signature_b64)
+        # (The base64url decoding of b64decode_ascii, inlined twice: this runs per request.)
+        segment = raw[last + 1 :]
+        rem = len(segment) % 4
+        if rem == 1 or (rem and _SEXTET_BYTES.get(segment[-1], 1) & _TAIL_MASK[rem]):
+            raise e.MalformedToken("bad base64url segment")
+        try:
+            signature = _a2b(segment.translate(_URL_TO_STD) + _PAD[rem], strict_mode=True)
+        except binascii.Error as exc:
+            raise e.MalformedToken("bad base64url segment") from exc
         if len(signature) != 64:
             raise e.BadSignature("signature must be 64 bytes")
         try:
-            key.verify(signature, token[: len(header_b64) + 1 + len(payload_b64)].encode())
+            key.verify(signature, raw[:last])
         except (InvalidSignature, ValueError, TypeError, OverflowError) as exc:
             raise e.BadSignature("signature does not verify") from exc
 
-        payload_json = _b64decode(payload_b64)
-        claims = _json_object(payload_json, "payload")
+        segment = raw[first + 1 : last]
+        rem = len(segment) % 4
+        if rem == 1 or (rem and _SEXTET_BYTES.get(segment[-1], 1) & _TAIL_MASK[rem]):
+            raise e.MalformedToken("bad base64url segment")
+        try:
+            payload = _a2b(segment.translate(_URL_TO_STD) + _PAD[rem], strict_mode=True).decode(
+                "utf-8"
+            )
+        except binascii.Error as exc:
+            raise e.MalformedToken("bad base64url segment") from exc
+        except UnicodeDecodeError as exc:
+            raise e.MalformedToken("payload is not UTF-8 JSON without duplicates") from exc
+        # RFC 7519 7.2 step 10: a JSON object, no duplicate members (json_text_object inlined)
+        try:
+            try:
+                claims, end = _SCAN(payload, 0)
+            except StopIteration:
+                end = -1
+            if end != len(payload):
+                claims = _DECODER.decode(payload)
+        except (ValueError, RecursionError) as exc:
+            raise e.MalformedToken("payload is not UTF-8 JSON without duplicates") from exc
+        if type(claims) is not dict:
+            raise e.MalformedToken("payload is not a JSON object")
         self._check_claims(claims, now)
-        return claims, payload_json.decode("utf-8"), key
+        return claims, payload, key
 
-    def _check_claims(self, claims: dict[str, Any], now: float) -> None:
+    # One flat sequence of checks, one per rule, on purpose (a call per rule costs on every
+    # request): hence more statements than the linter's default.
+    def _check_claims(self, claims: dict[str, Any], now: float) -> None:  # noqa: PLR0915
         # RFC 7519 4.1 / DESIGN token v1: every claim of the contract is required.
-        if not claims.keys() >= _REQUIRED_SET:
+        try:
+            iss, sub, aud = claims["iss"], claims["sub"], claims["aud"]
+            iat, nbf, exp = claims["iat"], claims["nbf"], claims["exp"]
+            jti, eligibility = claims["jti"], claims["eligibility"]
+        except KeyError:
             missing = next(name for name in _REQUIRED_CLAIMS if name not in claims)
-            raise e.MissingClaim(f"missing claim {missing}")
+            raise e.MissingClaim(f"missing claim {missing}") from None
         # RFC 7519 4.1.4-4.1.6: NumericDate, narrowed to JSON integers in (0, 2**40); type()
         # rather than isinstance() so that true/false (bool) are refused.
-        exp, nbf, iat = claims["exp"], claims["nbf"], claims["iat"]
         if not (
             type(exp) is int
             and type(nbf) is int
@@ -329,14 +399,12 @@ class Verifier:
         ):
             raise e.InvalidClaim("exp, nbf and iat must be positive JSON integers")
         # RFC 7519 4.1.1 / RFC 8725 3.8: iss compared as an exact string, no normalisation.
-        iss = claims["iss"]
         if iss != self.issuer:
             if not isinstance(iss, str):
                 raise e.InvalidClaim("iss must be a string")
             raise e.WrongIssuer("iss is not the configured issuer")
         # RFC 7519 4.1.3 / RFC 8725 3.9: v1 tokens carry one audience string; an array (even
         # one holding ours) is not the v1 format and is refused as invalid_claim.
-        aud = claims["aud"]
         if aud != self.audience:
             if not isinstance(aud, str):
                 raise e.InvalidClaim("aud must be a single string")
@@ -357,10 +425,31 @@ class Verifier:
         if exp - iat > MAX_LIFETIME:
             raise e.LifetimeTooLong(f"exp - iat exceeds {MAX_LIFETIME} s")
         # RFC 7519 4.1.2 / 4.1.7: sub and jti are non-empty strings.
-        sub, jti = claims["sub"], claims["jti"]
         if type(sub) is not str or not sub or type(jti) is not str or not jti:
             raise e.InvalidClaim("sub and jti must be non-empty strings")
-        self._check_eligibility(claims["eligibility"])
+        # DESIGN token v1 "eligibility": policy, policy_version, policy_digest, assurance.
+        if type(eligibility) is not dict:
+            raise e.InvalidClaim("eligibility must be an object")
+        try:
+            policy, version = eligibility["policy"], eligibility["policy_version"]
+            digest, assurance = eligibility["policy_digest"], eligibility["assurance"]
+        except KeyError:
+            raise e.InvalidClaim("eligibility needs policy, policy_version, policy_digest "
+                                 "and assurance") from None  # fmt: skip
+        if type(policy) is not str or not policy:
+            raise e.InvalidClaim("eligibility.policy must be a non-empty string")
+        if type(version) is not int or version < 0:
+            raise e.InvalidClaim("eligibility.policy_version must be an integer >= 0")
+        if type(digest) is not str or not digest:
+            raise e.InvalidClaim("eligibility.policy_digest must be a non-empty string")
+        rank = _ASSURANCE_RANK.get(assurance) if type(assurance) is str else None
+        if rank is None:
+            raise e.InvalidClaim(f"eligibility.assurance must be one of {ASSURANCE_LEVELS}")
+        # Optional verifier policy: allowed policy names and a minimum assurance.
+        if self.policies is not None and policy not in self.policies:
+            raise e.PolicyNotAllowed("policy not allowed by this verifier")
+        if rank < self._min_rank:
+            raise e.InsufficientAssurance("assurance below this verifier's minimum")
         if len(claims) > _N_REQUIRED:  # optional claims present
             self._check_optional(claims)
 
@@ -380,26 +469,3 @@ class Verifier:
             if not isinstance(cnf, dict):
                 raise e.InvalidClaim("cnf must be an object")
             _nonempty_str(cnf, "jkt", "cnf.")
-
-    def _check_eligibility(self, eligibility: object) -> None:
-        # DESIGN token v1 "eligibility" object: policy, policy_version, policy_digest, assurance.
-        if type(eligibility) is not dict:
-            raise e.InvalidClaim("eligibility must be an object")
-        policy = eligibility.get("policy")
-        version = eligibility.get("policy_version")
-        digest = eligibility.get("policy_digest")
-        assurance = eligibility.get("assurance")
-        if type(policy) is not str or not policy:
-            raise e.InvalidClaim("eligibility.policy must be a non-empty string")
-        if type(version) is not int or version < 0:
-            raise e.InvalidClaim("eligibility.policy_version must be an integer >= 0")
-        if type(digest) is not str or not digest:
-            raise e.InvalidClaim("eligibility.policy_digest must be a non-empty string")
-        rank = _ASSURANCE_RANK.get(assurance) if type(assurance) is str else None
-        if rank is None:
-            raise e.InvalidClaim(f"eligibility.assurance must be one of {ASSURANCE_LEVELS}")
-        # Optional verifier policy: allowed policy names and a minimum assurance.
-        if self.policies is not None and policy not in self.policies:
-            raise e.PolicyNotAllowed("policy not allowed by this verifier")
-        if rank < self._min_rank:
-            raise e.InsufficientAssurance("assurance below this verifier's minimum")

@@ -63,6 +63,38 @@ def test_cached_claims_cannot_be_mutated(mint: Minter, jwks: dict[str, Any], clo
     assert v.verify(token) == good_claims()
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"cnf_like": {"a": 1}},
+        {"deep": {"list": [1, {"k": "v"}]}},
+        {"top_list": [1, 2]},
+        {"deep_dict": {"inner": {"k": "v"}}},
+    ],
+)
+def test_cached_claims_of_any_shape_cannot_be_mutated(
+    mint: Minter, jwks: dict[str, Any], clock: Clock, extra: dict[str, Any]
+) -> None:
+    v = make(jwks, clock)
+    expected = good_claims(**extra)
+    token = mint(expected)
+    first = v.verify(token)
+    assert first == expected
+    for _ in range(2):  # the first verify's result and a hit's result
+        name = next(iter(extra))
+        value = first[name]
+        if isinstance(value, dict):
+            inner = next(iter(value))
+            if isinstance(value[inner], (dict, list)):
+                value[inner].clear()
+            value[inner] = "changed"
+        else:
+            value.append(3)
+        first["eligibility"]["assurance"] = "IAL3"
+        assert v.verify(token) == expected
+        first = v.verify(token)
+
+
 def test_expired_cached_token_rejected(mint: Minter, jwks: dict[str, Any], clock: Clock) -> None:
     v = make(jwks, clock, leeway=5)
     token = mint()  # exp = NOW + 600

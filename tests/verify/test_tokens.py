@@ -420,3 +420,27 @@ def test_constructor_refuses_bad_settings(jwks: dict[str, Any]) -> None:
         Verifier(issuer=ISSUER, audience=AUDIENCE, keys=jwks, cache_size=-1)
     with pytest.raises(ValueError, match="min_assurance"):
         Verifier(issuer=ISSUER, audience=AUDIENCE, keys=jwks, min_assurance="IAL9")
+
+
+def test_signed_but_non_canonical_payload_segment_is_malformed(
+    verifier: Verifier, mint: Minter
+) -> None:
+    # The issuer's key signs the odd spelling, so only the payload decoding can refuse it.
+    head, payload, _ = mint().split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    assert len(payload) % 4 in (2, 3)
+    spare = alphabet[alphabet.index(payload[-1]) ^ 1]  # sets a bit that must be zero
+    variants = [
+        payload[:-1] + spare,
+        payload + "=" * (-len(payload) % 4),
+        payload + "A" * (5 - len(payload) % 4),  # length 1 mod 4
+        "+" + payload[1:],
+        "/" + payload[1:],
+        payload[:10] + "!" + payload[11:],
+    ]
+    for variant in variants:
+        signing_input = f"{head}.{variant}"
+        token = f"{signing_input}.{b64url(mint.es.sign(signing_input.encode()))}"
+        assert code_of(verifier, token) == "malformed", variant
+    ok = f"{head}.{payload}"
+    assert verifier.verify(f"{ok}.{b64url(mint.es.sign(ok.encode()))}")["jti"] == "jti-0001"
