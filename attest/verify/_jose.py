@@ -9,7 +9,7 @@ from typing import Any
 
 from . import _errors as e
 
-__all__ = ["DECODER", "b64decode", "b64decode_ascii", "json_object", "json_text_object"]
+__all__ = ["DECODER", "b64decode", "json_object", "json_text_object"]
 
 
 class _DuplicateMemberError(ValueError):
@@ -59,19 +59,6 @@ def b64decode(segment: str) -> bytes:
 
 
 _SEXTET_BYTES = {ord(c): i for c, i in _SEXTET.items()}
-
-
-def b64decode_ascii(segment: bytes) -> bytes:
-    """:func:`b64decode` for a segment already known to be ASCII bytes (the token hot path)."""
-    rem = len(segment) % 4
-    if rem == 1:
-        raise e.MalformedToken("bad base64url segment")
-    if rem and _SEXTET_BYTES.get(segment[-1], 1) & (0x0F if rem == 2 else 0x03):
-        raise e.MalformedToken("non-canonical base64url")
-    try:
-        return _a2b(segment.translate(_URL_TO_STD) + _PAD[rem], strict_mode=True)
-    except binascii.Error as exc:
-        raise e.MalformedToken("bad base64url segment") from exc
 
 
 def json_object(raw: bytes, what: str) -> dict[str, Any]:

@@ -333,7 +333,7 @@ class Verifier:
 
         # RFC 7515 5.2 step 8: verify the signature over ASCII(header.payload) with the key
         # (RFC 7518 3.4: ES256 is R || S, 64 bytes; RFC 8037 3.1: Ed25519, 64 bytes).
-        # (The base64url decoding of b64decode_ascii, inlined twice: this runs per request.)
+        # (_jose.b64decode's checks on the ASCII bytes, inlined twice: this runs per request.)
         segment = raw[last + 1 :]
         rem = len(segment) % 4
         if rem == 1 or (rem and _SEXTET_BYTES.get(segment[-1], 1) & _TAIL_MASK[rem]):
