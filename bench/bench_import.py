@@ -124,7 +124,8 @@ def main() -> int:
             again = run_import(
                 source, client, batch_size=args.batch_size, concurrency=args.concurrency
             )
-        evidence = f", evidence on every {args.evidence_every}th row" if args.evidence_every else ""
+        every = {0: "", 1: ", evidence on every row"}
+        evidence = every.get(args.evidence_every, f", evidence on 1 row in {args.evidence_every}")
         print(
             f"import: {first.created} subjects{evidence} in {first.seconds:.2f} s = "
             f"{first.created / first.seconds:,.0f} subjects/s "
