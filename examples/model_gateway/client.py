@@ -75,11 +75,11 @@ def call(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Call the model gateway with a bound token.")
-    parser.add_argument("--attest", default="http://127.0.0.1:8000", help="The attest URL.")
+    parser.add_argument("--attest", default="http://127.0.0.1:8080", help="The attest URL.")
     parser.add_argument("--api-key", required=True, help="An API key with tokens:issue.")
     parser.add_argument("--subject", required=True, help="The subject id to get a token for.")
     parser.add_argument("--audience", default="model:fable-5", help="The token audience.")
-    parser.add_argument("--gateway", default="http://127.0.0.1:8080", help="The gateway URL.")
+    parser.add_argument("--gateway", default="http://127.0.0.1:8090", help="The gateway URL.")
     args = parser.parse_args()
 
     holder = Holder()

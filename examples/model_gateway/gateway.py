@@ -6,12 +6,12 @@ Run it (after ``make install``, with attest running, ``make run``)::
 
 Settings come from the environment, read once in ``main``:
 
-- ``ATTEST_URL``: the attest issuer (default ``http://127.0.0.1:8000``); its
+- ``ATTEST_URL``: the attest issuer (default ``http://127.0.0.1:8080``); its
   ``/.well-known/jwks.json`` is fetched and cached per ``Cache-Control``.
 - ``GATEWAY_AUDIENCE``: the audience this gateway serves (default ``model:fable-5``).
 - ``GATEWAY_PUBLIC_URL``: the gateway's external origin, which DPoP proofs name in ``htu``
   (default ``http://127.0.0.1:<port>``).
-- ``GATEWAY_PORT``: listen port (default 8080).
+- ``GATEWAY_PORT``: listen port (default 8090).
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ MODEL = "fable-5"
 class GatewaySettings:
     """Built once from the environment in ``main``; tests build their own."""
 
-    attest_url: str = "http://127.0.0.1:8000"
+    attest_url: str = "http://127.0.0.1:8080"
     audience: str = "model:fable-5"
-    port: int = 8080
+    port: int = 8090
     public_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> GatewaySettings:
-        port = int(environ.get("GATEWAY_PORT", "8080"))
+        port = int(environ.get("GATEWAY_PORT", "8090"))
         return cls(
             attest_url=environ.get("ATTEST_URL", cls.attest_url).rstrip("/"),
             audience=environ.get("GATEWAY_AUDIENCE", cls.audience),
