@@ -49,6 +49,13 @@ class InvalidInput(AttestError):
     title = "Invalid request"
 
 
+class InvalidHolderKey(InvalidInput):
+    """holder_jwk is not a public P-256 or Ed25519 signing key (issue 4: a 400 problem)."""
+
+    code = "invalid-holder-key"
+    title = "Holder key is not acceptable"
+
+
 class UnprocessableInput(AttestError):
     code = "unprocessable"
     status = 422

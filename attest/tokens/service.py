@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from attest.errors import UnprocessableInput
+from attest.errors import InvalidHolderKey
 from attest.keys.jwk import b64url, thumbprint
 from attest.policy.engine import Decision
 
@@ -81,7 +81,7 @@ def holder_thumbprint(jwk: Mapping[str, Any]) -> str:
     try:
         return _check_holder_jwk(jwk)
     except ValueError as exc:
-        raise UnprocessableInput(
+        raise InvalidHolderKey(
             "The holder key is not acceptable.",
             errors=[{"field": "$.holder_jwk", "message": str(exc)}],
         ) from None

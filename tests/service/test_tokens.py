@@ -301,12 +301,14 @@ def _bad_jwks() -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("index", range(len(_bad_jwks())))
-def test_bad_holder_jwk_is_422(
+def test_bad_holder_jwk_is_400(
     operator: httpx.Client, admin: httpx.Client, eligible_subject: dict[str, Any], index: int
 ) -> None:
     jwk = _bad_jwks()[index]
     body = assert_problem(
-        token_for(operator, eligible_subject["id"], FABLE, holder_jwk=jwk), 422, "unprocessable"
+        token_for(operator, eligible_subject["id"], FABLE, holder_jwk=jwk),
+        400,
+        "invalid-holder-key",
     )
     assert body["errors"][0]["field"] == "$.holder_jwk"
     assert "token.issued" not in event_types(admin, eligible_subject["id"])
