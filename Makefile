@@ -28,6 +28,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_verify.py
+	$(BIN)/python bench/bench_signing.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

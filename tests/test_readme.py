@@ -50,3 +50,17 @@ def test_readme_walkthrough_runs_as_written(live: LiveServer, tmp_path: Path) ->
     # The verified claims are printed as JSON, then the auditor's view names the policy.
     assert '"aud": "model:fable-5"' in out
     assert out.strip().splitlines()[-1] == "us-nationals-only"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    import dataclasses
+
+    from attest.settings import Settings
+
+    text = (ROOT / "README.md").read_text()
+    missing = [
+        f"ATTEST_{f.name.upper()}"
+        for f in dataclasses.fields(Settings)
+        if f"`ATTEST_{f.name.upper()}`" not in text
+    ]
+    assert missing == []
