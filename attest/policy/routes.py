@@ -201,6 +201,16 @@ async def update_audience(
             )
         existing = await repository.get_audience(conn, audience)
         lifetime = data.token_lifetime or ctx.settings.default_token_lifetime
+        settings = ctx.settings
+        if lifetime + settings.key_leeway > settings.key_retiring_window:
+            # A retired key must outlive every token it signed (DESIGN.md, "Keys").
+            longest = settings.key_retiring_window - settings.key_leeway
+            raise UnprocessableInput(
+                f"A token lifetime of {lifetime} s would outlive the key that signed it: "
+                f"at most {longest} s with ATTEST_KEY_RETIRING_WINDOW "
+                f"{settings.key_retiring_window} s and ATTEST_KEY_LEEWAY {settings.key_leeway} s.",
+                errors=[{"field": "$.token_lifetime", "message": f"at most {longest}"}],
+            )
         row = await repository.upsert_audience(
             conn, audience, data.policy, lifetime, data.binding_required
         )

@@ -1,0 +1,47 @@
+"""An audience may not ask for tokens that outlive the retiring window of their key."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import Clock, LiveServer, make_settings, start_server
+
+
+@pytest.fixture
+def short_window(key_db: str, tmp_path: Path) -> Iterator[LiveServer]:
+    # A database of its own: its first key lives in this test's keystore only.
+    settings = make_settings(
+        key_db,
+        tmp_path,
+        key_retiring_window=1000,
+        key_leeway=60,
+        default_token_lifetime=600,
+    )
+    server = start_server(settings, Clock())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_audience_lifetime_beyond_the_retiring_window_is_refused(
+    short_window: LiveServer,
+) -> None:
+    audience = f"model:window-{uuid.uuid4().hex[:8]}"
+    with short_window.client(short_window.admin_key) as admin:
+        too_long = admin.put(
+            f"/v1/audiences/{audience}",
+            json={"policy": "us-nationals-only", "token_lifetime": 941},
+        )
+        assert too_long.status_code == 422
+        assert too_long.json()["errors"][0]["field"] == "$.token_lifetime"
+        assert admin.get(f"/v1/audiences/{audience}").status_code == 404
+        fits = admin.put(
+            f"/v1/audiences/{audience}",
+            json={"policy": "us-nationals-only", "token_lifetime": 940},
+        )
+        assert fits.status_code == 201
+        assert fits.json()["token_lifetime"] == 940
