@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
+from tqdm import tqdm
 
 __all__ = ["CSV_COLUMNS", "ImportError_", "ImportSummary", "Row", "read_rows", "run_import"]
 
@@ -146,32 +147,28 @@ def _write_state(state_path: Path, state: dict[str, Any]) -> None:
 
 
 class _Progress:
-    """A one-line progress bar on a terminal; silent otherwise."""
+    """tqdm's bar over rows on a terminal; silent otherwise (logs and CI stay clean)."""
 
-    def __init__(self, total: int, stream: TextIO | None) -> None:
-        self.total = max(total, 1)
-        self.stream = stream if stream is not None and stream.isatty() else None
-        self.started = time.monotonic()
-        self.last = 0.0
+    def __init__(self, total: int, stream: TextIO | None, done: int) -> None:
+        self.bar = tqdm(
+            total=total,
+            initial=done,
+            file=stream,
+            unit="row",
+            disable=stream is None or not stream.isatty(),
+            dynamic_ncols=True,
+        )
 
     def show(self, done: int, summary: ImportSummary, *, final: bool = False) -> None:
-        if self.stream is None:
-            return
-        now = time.monotonic()
-        if not final and now - self.last < 0.1:
-            return
-        self.last = now
-        width = 30
-        filled = width * done // self.total
-        rate = done / max(now - self.started, 1e-9)
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} rows "
-            f"{rate:,.0f}/s  created {summary.created} existing {summary.existing} "
-            f"invalid {summary.invalid}"
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix(
+            created=summary.created,
+            existing=summary.existing,
+            invalid=summary.invalid,
+            refresh=final,
         )
         if final:
-            self.stream.write("\n")
-        self.stream.flush()
+            self.bar.close()
 
 
 def _post(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +291,7 @@ def run_import(
         if state.get("source_sha256") == source and state.get("tenant") == tenant:
             done = int(state["rows_done"])
     summary = ImportSummary(skipped=done, errors_file=errors_path)
-    bar = _Progress(_count_rows(path), progress)
+    bar = _Progress(_count_rows(path), progress, done)
     started = time.monotonic()
     rows = (row for row in read_rows(path) if row.number > done)
     workers = max(1, concurrency)
