@@ -11,12 +11,20 @@ import asyncpg
 
 from attest.db import Conn
 
-__all__ = ["AuditQuery", "list_events", "record"]
+__all__ = ["AuditQuery", "list_events", "record", "record_many"]
 
 INSERT_EVENT = """
 INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING id
+"""
+
+# Many events in one statement (batch onboarding), in the order of ``seq``.
+INSERT_EVENTS = """
+INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
+SELECT gen_random_uuid(), type, $2, $3, $4, subject_id, data
+FROM jsonb_to_recordset($1::jsonb) AS e(seq integer, type text, subject_id uuid, data jsonb)
+ORDER BY seq
 """
 
 
@@ -83,3 +91,18 @@ async def list_events(conn: Conn, query: AuditQuery) -> list[asyncpg.Record]:
         + f" ORDER BY id LIMIT {query.limit_param}"
     )
     return list(await conn.fetch(sql, *query.params))
+
+
+async def record_many(
+    conn: Conn,
+    events: list[dict[str, object]],
+    *,
+    occurred_at: datetime,
+    actor: uuid.UUID,
+    tenant: str,
+) -> None:
+    """Append audit events ``{"type", "subject_id", "data"}`` in list order."""
+    if not events:
+        return
+    rows = [{"seq": seq, **event} for seq, event in enumerate(events)]
+    await conn.execute(INSERT_EVENTS, rows, occurred_at, actor, tenant)

@@ -15,7 +15,6 @@ __all__ = [
     "ids_by_external_refs",
     "insert_subject",
     "insert_subjects",
-    "record_events",
     "revoke_subject",
 ]
 
@@ -38,14 +37,6 @@ RETURNING id, external_ref
 """
 SELECT_IDS_BY_REFS = """
 SELECT id, external_ref FROM subjects WHERE tenant = $1 AND external_ref = ANY($2::text[])
-"""
-# Batch onboarding appends many audit events in one statement; the columns are those of
-# attest.audit.repository.INSERT_EVENT, in the order of ``seq``.
-INSERT_EVENTS = """
-INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
-SELECT gen_random_uuid(), type, $2, $3, $4, subject_id, data
-FROM jsonb_to_recordset($1::jsonb) AS e(seq integer, type text, subject_id uuid, data jsonb)
-ORDER BY seq
 """
 REVOKE = "UPDATE subjects SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id"
 
@@ -90,18 +81,3 @@ async def ids_by_external_refs(
 ) -> dict[str, uuid.UUID]:
     rows = await conn.fetch(SELECT_IDS_BY_REFS, tenant, external_refs)
     return {row["external_ref"]: row["id"] for row in rows}
-
-
-async def record_events(
-    conn: Conn,
-    events: list[dict[str, object]],
-    *,
-    occurred_at: datetime,
-    actor: uuid.UUID,
-    tenant: str,
-) -> None:
-    """Append audit events ``{"type", "subject_id", "data"}`` in list order."""
-    if not events:
-        return
-    rows = [{"seq": seq, **event} for seq, event in enumerate(events)]
-    await conn.execute(INSERT_EVENTS, rows, occurred_at, actor, tenant)

@@ -274,5 +274,5 @@ async def _submit_for_created(
                 {"id": str(evidence_id), "status": outcome.status, "reasons": outcome.reasons}
             )
     await evidence_repo.insert_many(conn, records, tenant=tenant, submitted_by=actor, now=now)
-    await repository.record_events(conn, events, occurred_at=now, actor=actor, tenant=tenant)
+    await audit.record_many(conn, events, occurred_at=now, actor=actor, tenant=tenant)
     return views
