@@ -94,13 +94,15 @@ def test_serve_refuses_unsafe_settings_and_long_audience_lifetimes(world: Any) -
     )
     assert refused.returncode == 2
     assert "ATTEST_KEY_PREPUBLISH" in refused.stderr
-    # An audience whose tokens outlive the retiring window (set while the service ran
+    # An audience whose tokens outlive the retiring window (configured while the service ran
     # with a longer window) stops the next start-up, naming the setting.
     server = world.start()
-    with server.client(server.admin_key) as admin:
-        longer = {"policy": "us-nationals-only", "token_lifetime": 3600}
-        assert admin.put("/v1/audiences/model:fable-5", json=longer).status_code == 200
     world.stop(server)
+    changed = world.fetch(
+        "UPDATE audiences SET token_lifetime = 3600 WHERE audience = 'model:fable-5' "
+        "RETURNING audience"
+    )
+    assert len(changed) == 1
     started = subprocess.run(
         [ATTEST, "serve", "--port", "1"],  # never reached: start-up stops before listening
         env=_env(world, ATTEST_KEY_RETIRING_WINDOW="700"),
