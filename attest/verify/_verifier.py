@@ -15,10 +15,11 @@ from cryptography.exceptions import InvalidSignature
 
 from . import _errors as e
 from ._dpop import MemoryReplayCache, ReplayCache, check_proof, normalize_htu
-from ._jose import _PAD, _SCAN, _SEXTET_BYTES, _URL_TO_STD, _a2b
+from ._jose import _PAD, _SCAN_PLAIN, _SEXTET_BYTES, _URL_TO_STD, _a2b
 from ._jose import DECODER as _DECODER
 from ._jose import b64decode as _b64decode
 from ._jose import json_object as _json_object
+from ._jose import json_text_object as _json_text_object
 from ._keys import KeySource, NeedsFetchError, StaticJWKS, VerificationKey
 from ._status import StatusHook
 
@@ -177,6 +178,7 @@ class Verifier:
         self._min_rank = ASSURANCE_LEVELS.index(min_assurance) if min_assurance else 0
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._last_header: tuple[str, str, str] = ("", "", "")  # (segment, alg, kid)
         self.status = status
         self.replay_cache: ReplayCache = (
             replay_cache if replay_cache is not None else MemoryReplayCache()
@@ -317,13 +319,25 @@ class Verifier:
             raise e.TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
         # RFC 7515 7.1: compact serialization, three non-empty base64url segments, ASCII.
         first, last = token.find("."), token.rfind(".")
-        if not 0 < first < last - 1 or last == len(token) - 1 or token.count(".") != 2:
+        if (
+            not 0 < first < last - 1
+            or last == len(token) - 1
+            or token.find(".", first + 1, last) >= 0
+        ):
             raise e.MalformedToken("not a compact JWS of three base64url segments")
         try:
             raw = token.encode("ascii")
         except UnicodeEncodeError as exc:
             raise e.MalformedToken("not a compact JWS of three base64url segments") from exc
-        alg, kid = _parse_header(token[:first])
+        # An issuer's tokens share a header: the last one seen is compared in place (no
+        # slice, no hashing); others go through the memoised parser.
+        seen = self._last_header
+        if first == len(seen[0]) and token.startswith(seen[0]):
+            alg, kid = seen[1], seen[2]
+        else:
+            header = token[:first]
+            alg, kid = _parse_header(header)
+            self._last_header = (header, alg, kid)
         key = self.keys.get(kid, now, fetch=fetch)  # may raise NeedsFetchError (async path)
         if key is None:
             raise e.UnknownKey("no admitted key with this kid")
@@ -361,24 +375,39 @@ class Verifier:
             raise e.MalformedToken("bad base64url segment") from exc
         except UnicodeDecodeError as exc:
             raise e.MalformedToken("payload is not UTF-8 JSON without duplicates") from exc
-        # RFC 7519 7.2 step 10: a JSON object, no duplicate members (json_text_object inlined)
+        # RFC 7519 7.2 step 10: a JSON object with no duplicate members. The C scanner builds
+        # plain dicts (no per-object Python hook); duplicates are then ruled out by counting
+        # quotes (see _check_claims), and anything else goes to the exact decoder.
+        exact = False
         try:
             try:
-                claims, end = _SCAN(payload, 0)
+                claims, end = _SCAN_PLAIN(payload, 0)
             except StopIteration:
                 end = -1
             if end != len(payload):
-                claims = _DECODER.decode(payload)
+                claims, exact = _DECODER.decode(payload), True
         except (ValueError, RecursionError) as exc:
             raise e.MalformedToken("payload is not UTF-8 JSON without duplicates") from exc
         if type(claims) is not dict:
             raise e.MalformedToken("payload is not a JSON object")
-        self._check_claims(claims, now)
+        try:
+            strings = self._check_claims(claims, now)
+        except e.InvalidToken:
+            if not exact:  # a duplicate member is reported first, as the exact decoder would
+                _json_text_object(payload, "payload")
+            raise
+        # Every '"' in JSON text delimits a string or is an escaped quote, so the text holds at
+        # most count('"') / 2 strings; a duplicate member is one more string than the parsed
+        # result holds. _check_claims returns a lower bound on the result's strings (member
+        # names plus values it checked to be strings): equality leaves no room for a duplicate.
+        if not exact and payload.count('"') != 2 * strings:
+            _json_text_object(payload, "payload")  # exact decoder: MalformedToken on duplicates
         return claims, payload, key
 
     # One flat sequence of checks, one per rule, on purpose (a call per rule costs on every
     # request): hence more statements than the linter's default.
-    def _check_claims(self, claims: dict[str, Any], now: float) -> None:  # noqa: PLR0915
+    def _check_claims(self, claims: dict[str, Any], now: float) -> int:  # noqa: PLR0915
+        """Check the claims; returns how many strings they hold at least (see the caller)."""
         # RFC 7519 4.1 / DESIGN token v1: every claim of the contract is required.
         try:
             iss, sub, aud = claims["iss"], claims["sub"], claims["aud"]
@@ -450,10 +479,16 @@ class Verifier:
             raise e.PolicyNotAllowed("policy not allowed by this verifier")
         if rank < self._min_rank:
             raise e.InsufficientAssurance("assurance below this verifier's minimum")
+        # member names, plus the values checked to be strings: iss, aud, sub, jti, policy,
+        # policy_digest and assurance
+        strings = len(claims) + len(eligibility) + 7
         if len(claims) > _N_REQUIRED:  # optional claims present
-            self._check_optional(claims)
+            strings += self._check_optional(claims)
+        return strings
 
-    def _check_optional(self, claims: dict[str, Any]) -> None:
+    def _check_optional(self, claims: dict[str, Any]) -> int:
+        """Check the optional claims; returns the strings in them it counted (names, values)."""
+        strings = 0
         # IETF OAuth Token Status List: optional reference; its check is a later issue.
         if "status" in claims:
             status = claims["status"]
@@ -462,6 +497,7 @@ class Verifier:
             if type(idx) is not int or idx < 0:
                 raise e.InvalidClaim("status.status_list.idx must be an integer >= 0")
             _nonempty_str(ref, "uri", "status.status_list.")  # type: ignore[arg-type]
+            strings += len(status) + len(ref) + 1  # type: ignore[arg-type]  # + the uri
         # RFC 7800 3.1 / RFC 9449 6.1: cnf.jkt is the holder key's thumbprint; the proof itself
         # is checked in _check_binding, on every call.
         if "cnf" in claims:
@@ -469,3 +505,5 @@ class Verifier:
             if not isinstance(cnf, dict):
                 raise e.InvalidClaim("cnf must be an object")
             _nonempty_str(cnf, "jkt", "cnf.")
+            strings += len(cnf) + 1  # + the jkt value
+        return strings

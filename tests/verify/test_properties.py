@@ -101,6 +101,86 @@ def test_mutated_valid_token(
     assert (result == "ok") == (token == original)
 
 
+def _exact(text: str) -> dict[str, Any] | None:
+    """The payload as an exact decoder reads it; None when a member is duplicated."""
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({name for name, _ in pairs}) != len(pairs):
+            raise KeyError("duplicate")
+        return dict(pairs)
+
+    try:
+        result: dict[str, Any] = json.loads(text, object_pairs_hook=pairs_hook)
+    except KeyError:
+        return None
+    return result
+
+
+_NAMES = st.sampled_from(
+    ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "policy", "assurance", "jkt", "x"]
+)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(0, 2**31) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_NAMES, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+_OPTIONAL_CLAIMS = {
+    "cnf": st.fixed_dictionaries({"jkt": st.text(min_size=1, max_size=6)}),
+    "status": st.fixed_dictionaries(
+        {
+            "status_list": st.fixed_dictionaries(
+                {"idx": st.integers(0, 9), "uri": st.text(min_size=1, max_size=6)}
+            )
+        }
+    ),
+    "note": _VALUES,
+}
+
+
+@FUZZ
+@given(
+    extra=st.fixed_dictionaries({}, optional=_OPTIONAL_CLAIMS),
+    inserts=st.lists(
+        st.tuples(
+            st.sampled_from(["", "eligibility", "cnf", "status_list"]),
+            _NAMES,
+            _VALUES,
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    spaced=st.booleans(),
+)
+def test_duplicate_members_always_refused_as_malformed(
+    sverifier: Verifier,
+    mint: Minter,
+    extra: dict[str, Any],
+    inserts: list[tuple[str, str, Any, bool]],
+    spaced: bool,
+) -> None:
+    """Members spliced into a valid payload (often duplicates, with quotes and escapes in
+    strings): a duplicate is always ``malformed``; otherwise the claims are returned as an
+    exact decoder reads them, or a claim rule refuses them (never ``malformed``)."""
+    separators = (", ", ": ") if spaced else (",", ":")
+    text = json.dumps(good_claims(**extra), separators=separators)
+    for where, name, value, ascii_only in inserts:
+        member = json.dumps({name: value}, separators=separators, ensure_ascii=ascii_only)[1:-1]
+        anchor = f'"{where}"{separators[1]}{{' if where else "{"
+        text = text.replace(anchor, anchor + member + separators[0], 1)
+    expected = _exact(text)
+    token = mint(text.encode())
+    if expected is None:
+        assert outcome(sverifier, token) == "malformed"
+        return
+    code = outcome(sverifier, token)
+    assert code != "malformed"
+    if code == "ok":
+        assert sverifier.verify(token) == expected
+
+
 @settings(max_examples=200, deadline=None)
 @given(offset=st.integers(-20, 20), leeway=st.integers(0, 30))
 def test_exp_boundary(mint: Minter, jwks: dict[str, Any], offset: int, leeway: int) -> None:

@@ -238,6 +238,72 @@ def test_duplicate_member_in_header_and_payload(verifier: Verifier, mint: Minter
     assert code_of(verifier, mint(nested.encode())) == "malformed"
 
 
+def _compact(claims: dict[str, Any]) -> str:
+    return json.dumps(claims, separators=(",", ":"))
+
+
+# The verifier parses payloads without a per-object duplicate hook and rules duplicates out
+# by counting quotes against the strings the claim checks saw (Verifier._verify_uncached).
+# Each payload below has a duplicate member arranged to defeat a naive count: it must be
+# refused as malformed, before any claim rule gets to report something else.
+_GOOD = _compact(good_claims())
+_DUPLICATES = {
+    # the duplicate's first value is a number, and a string elsewhere became a number, so
+    # the text holds as many strings as a valid token: the claim check fails first
+    "count-balanced": _GOOD.replace('"sub":', '"sub":1,"sub":').replace(
+        '"jti":"jti-0001"', '"jti":7'
+    ),
+    # last value wins in a plain parse: a wrong issuer would be reported, not the duplicate
+    "then-wrong-issuer": _GOOD.replace('"iss":', '"iss":"x","iss":"https://other.example","i":'),
+    "same-value-twice": _GOOD.replace('"iat":', f'"iat":{NOW},"iat":'),
+    "in-eligibility": _GOOD.replace('"policy_version":3', '"policy_version":2,"policy_version":3'),
+    "in-cnf": _compact(good_claims(cnf={"jkt": "a"}))[:-2] + ',"jkt":"b"}}',
+    # a duplicate that adds one string only: caught only if cnf's strings are not overcounted
+    "in-cnf-beside-jkt": _compact(good_claims(cnf={"jkt": "a", "n": 1}))[:-2] + ',"n":2}}',
+    "in-status-list": _compact(good_claims(status={"status_list": {"idx": 1, "uri": "u"}})).replace(
+        '"idx":1', '"idx":0,"idx":1'
+    ),
+    "in-status": _compact(
+        good_claims(status={"status_list": {"idx": 1, "uri": "u"}, "n": 1})
+    ).replace('"n":1', '"n":0,"n":1'),
+    "in-unknown-claim": _compact(good_claims(extra={"a": 1})).replace('"a":1', '"a":1,"a":2'),
+    "with-escaped-quotes": _GOOD.replace('"sub":"pairwise-subject-1"', '"sub":"a\\"b","sub":"c"'),
+    "with-escaped-names": _GOOD.replace('"jti":', '"\\u006ati":"x","jti":'),
+    "with-spaces": _GOOD.replace('"aud":', '"aud" : "x" , "aud" :'),
+}
+
+
+@pytest.mark.parametrize("payload", _DUPLICATES.values(), ids=_DUPLICATES.keys())
+def test_duplicate_members_are_found_whatever_the_quote_count(
+    verifier: Verifier, mint: Minter, payload: str
+) -> None:
+    with pytest.raises(ValueError, match="duplicate"):  # the payloads really hold one
+        json.loads(payload, object_pairs_hook=_refuse_duplicates)
+    assert code_of(verifier, mint(payload.encode())) == "malformed"
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise ValueError("duplicate member")
+    return dict(pairs)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        good_claims(sub='quote " and backslash \\ inside'),
+        good_claims(note="\u0022 is a quote", tags=["a", "b", {"c": "d"}]),
+        good_claims(sub="\u00e9l\u00e8ve \U0001f600"),
+    ],
+)
+def test_payloads_with_escapes_and_extra_strings_verify_unchanged(
+    verifier: Verifier, mint: Minter, claims: dict[str, Any]
+) -> None:
+    assert verifier.verify(mint(claims)) == claims
+    spaced = json.dumps(claims, indent=2, ensure_ascii=False).encode()
+    assert verifier.verify(mint(spaced)) == claims
+
+
 @pytest.mark.parametrize(
     "raw", [b"[]", b"null", b"not json", b"\xc3\x28", b'{"exp":Infinity}', b"{}{}"]
 )
