@@ -66,6 +66,19 @@ def b64decode(segment: str) -> bytes:
 _SEXTET_BYTES = {ord(c): i for c, i in _SEXTET.items()}
 
 
+def _bad_tail(rem: int, last: int) -> bool:
+    # RFC 4648 3.5 / RFC 7515 2: length 1 mod 4 is never base64; with 2 or 3 characters in
+    # the last quantum, the unused low bits of the last character must be zero.
+    if rem in (0, 1):
+        return rem == 1
+    return last not in _SEXTET_BYTES or bool(_SEXTET_BYTES[last] & (0x0F if rem == 2 else 0x03))
+
+
+#: ``BAD_TAIL[len(segment) % 4 << 8 | segment[-1]]`` is 1 when an unpadded base64url segment
+#: of that length cannot end with that byte (a table: one index per segment on the hot path).
+BAD_TAIL = bytes(_bad_tail(rem, last) for rem in range(4) for last in range(256))
+
+
 def json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Parse UTF-8 JSON that must be an object without duplicate members (MalformedToken)."""
     # RFC 7515 5.2 steps 3-4 / RFC 7519 7.2 steps 4 and 10: UTF-8 JSON object.

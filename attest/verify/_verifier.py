@@ -15,7 +15,8 @@ from cryptography.exceptions import InvalidSignature
 
 from . import _errors as e
 from ._dpop import MemoryReplayCache, ReplayCache, check_proof, normalize_htu
-from ._jose import _PAD, _SCAN_PLAIN, _SEXTET_BYTES, _URL_TO_STD, _a2b
+from ._jose import _PAD, _SCAN_PLAIN, _URL_TO_STD, _a2b
+from ._jose import BAD_TAIL as _BAD_TAIL
 from ._jose import DECODER as _DECODER
 from ._jose import b64decode as _b64decode
 from ._jose import json_object as _json_object
@@ -41,7 +42,6 @@ _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256")
 _REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "eligibility")
 _N_REQUIRED = len(_REQUIRED_CLAIMS)
 _MAX_NUMERIC_DATE = 2**40
-_TAIL_MASK = (0, 0, 0x0F, 0x03)  # RFC 4648 3.5: unused bits of the last character are zero
 
 
 def _nonempty_str(container: Mapping[str, Any], name: str, where: str = "") -> str:
@@ -350,7 +350,7 @@ class Verifier:
         # (_jose.b64decode's checks on the ASCII bytes, inlined twice: this runs per request.)
         segment = raw[last + 1 :]
         rem = len(segment) % 4
-        if rem == 1 or (rem and _SEXTET_BYTES.get(segment[-1], 1) & _TAIL_MASK[rem]):
+        if _BAD_TAIL[rem << 8 | segment[-1]]:
             raise e.MalformedToken("bad base64url segment")
         try:
             signature = _a2b(segment.translate(_URL_TO_STD) + _PAD[rem], strict_mode=True)
@@ -365,7 +365,7 @@ class Verifier:
 
         segment = raw[first + 1 : last]
         rem = len(segment) % 4
-        if rem == 1 or (rem and _SEXTET_BYTES.get(segment[-1], 1) & _TAIL_MASK[rem]):
+        if _BAD_TAIL[rem << 8 | segment[-1]]:
             raise e.MalformedToken("bad base64url segment")
         try:
             payload = _a2b(segment.translate(_URL_TO_STD) + _PAD[rem], strict_mode=True).decode(
