@@ -55,7 +55,7 @@ def b64decode(segment: str) -> bytes:
     rem = len(segment) % 4
     if rem == 1 or not segment.isascii():
         raise e.MalformedToken("bad base64url segment")
-    if rem and _SEXTET.get(segment[-1], 1) & (0x0F if rem == 2 else 0x03):
+    if rem and BAD_TAIL[rem << 8 | ord(segment[-1])]:
         raise e.MalformedToken("non-canonical base64url")
     try:
         return _a2b(segment.encode("ascii").translate(_URL_TO_STD) + _PAD[rem], strict_mode=True)
