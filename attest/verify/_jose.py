@@ -32,7 +32,7 @@ DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_
 # the C scanner json uses internally (not in typeshed)
 _SCAN: Callable[[str, int], tuple[Any, int]] = DECODER.scan_once  # type: ignore[attr-defined]
 # The same scanner without the duplicate check, for callers that rule duplicates out
-# themselves (the token verifier counts strings; see Verifier._verify_uncached).
+# themselves (the token verifier counts strings; see Verifier._verify).
 _SCAN_PLAIN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(  # type: ignore[attr-defined]
     parse_constant=_no_constants
 ).scan_once

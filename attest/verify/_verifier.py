@@ -228,18 +228,9 @@ class Verifier:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _verify(
-        self, token: str, now: float, fetch: bool, request: _Request | None
+    def _per_call(
+        self, token: str, claims: dict[str, Any], now: float, request: _Request | None
     ) -> dict[str, Any]:
-        if type(token) is not str:
-            raise e.MalformedToken("token must be a str")
-        if self.cache_size:
-            claims = self._cache_get(token, now, fetch=fetch)
-            if claims is None:
-                claims, payload, key = self._verify_uncached(token, now, fetch)
-                self._cache_put(token, _entry(payload, claims, key))
-        else:
-            claims = self._verify_uncached(token, now, fetch)[0]
         # Checks that depend on more than the token run on every call, cached or not.
         if len(claims) > _N_REQUIRED:  # optional claims present (validated in _check_optional)
             if "status" in claims and self.status is not None:
@@ -310,10 +301,17 @@ class Verifier:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
 
-    # The per-request path, kept in one frame on purpose (see bench/bench_verify.py).
-    def _verify_uncached(  # noqa: PLR0915
-        self, token: str, now: float, fetch: bool
-    ) -> tuple[dict[str, Any], str, VerificationKey]:
+    # The per-request path (cache lookup, then the whole verification), kept in one frame on
+    # purpose: a call per step costs on every request (see bench/bench_verify.py).
+    def _verify(  # noqa: PLR0915
+        self, token: str, now: float, fetch: bool, request: _Request | None
+    ) -> dict[str, Any]:
+        if type(token) is not str:
+            raise e.MalformedToken("token must be a str")
+        if self.cache_size:
+            cached = self._cache_get(token, now, fetch=fetch)
+            if cached is not None:
+                return self._per_call(token, cached, now, request)
         # DESIGN "Verifier": cap the size before any decoding (bounded work per token).
         if len(token) > MAX_TOKEN_BYTES:
             raise e.TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
@@ -402,7 +400,11 @@ class Verifier:
         # names plus values it checked to be strings): equality leaves no room for a duplicate.
         if not exact and payload.count('"') != 2 * strings:
             _json_text_object(payload, "payload")  # exact decoder: MalformedToken on duplicates
-        return claims, payload, key
+        if self.cache_size:
+            self._cache_put(token, _entry(payload, claims, key))
+        if len(claims) > _N_REQUIRED:
+            return self._per_call(token, claims, now, request)
+        return claims
 
     # One flat sequence of checks, one per rule, on purpose (a call per rule costs on every
     # request): hence more statements than the linter's default.

@@ -243,7 +243,7 @@ def _compact(claims: dict[str, Any]) -> str:
 
 
 # The verifier parses payloads without a per-object duplicate hook and rules duplicates out
-# by counting quotes against the strings the claim checks saw (Verifier._verify_uncached).
+# by counting quotes against the strings the claim checks saw (Verifier._verify).
 # Each payload below has a duplicate member arranged to defeat a naive count: it must be
 # refused as malformed, before any claim rule gets to report something else.
 _GOOD = _compact(good_claims())

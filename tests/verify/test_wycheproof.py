@@ -44,7 +44,7 @@ def _jwk(group: dict[str, Any]) -> dict[str, Any]:
 
 
 def signature_path_accepts(key: VerificationKey, signature: bytes, message: bytes) -> bool:
-    """What Verifier._verify_uncached does with a decoded signature segment."""
+    """What Verifier._verify does with a decoded signature segment."""
     if len(signature) != 64:  # RFC 7518 3.4 / RFC 8037 3.1
         return False
     try:
