@@ -29,10 +29,13 @@ Semantics (DESIGN.md, "Policies and audiences"):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+
+import rfc8785
 
 from attest.evidence.attributes import ASSURANCE_LEVELS, ATTRIBUTES, assurance_rank
 from attest.policy.document import policy_digest, validate_policy_document
@@ -227,11 +230,12 @@ def evaluate(
 ) -> Decision:
     """Evaluate a policy document for a subject's facts at the instant ``now``.
 
-    The document is validated first (PolicyDocumentError if invalid), so a malformed policy
+    The document is validated first (PolicyDocumentError if invalid; a document already
+    validated in this process is recognised by its canonical form), so a malformed policy
     can never produce an eligible decision. ``now`` must be timezone-aware.
     """
     _require_aware("now", now)
-    document = validate_policy_document(policy)
+    document, digest = _validated(policy)
     evaluator = _Evaluator(facts, now)
     # The document-level limits are the outermost scope; IAL1 when none is given.
     lowest = ASSURANCE_LEVELS[0]
@@ -250,5 +254,29 @@ def evaluate(
         assurance=ASSURANCE_LEVELS[outcome.rank - 1] if eligible and outcome.rank else None,
         policy=document["name"],
         policy_version=document["version"],
-        policy_digest=policy_digest(document),
+        policy_digest=digest,
     )
+
+
+# Validated documents by their RFC 8785 canonical form: every token request evaluates the
+# audience's policy, and validating it (JSON Schema and semantic checks, ~0.2 ms) each time
+# would repeat the same work. Two documents with one canonical form are the same JSON value.
+_VALIDATED: dict[bytes, tuple[dict[str, Any], str]] = {}
+_VALIDATED_MAX = 64
+
+
+def _validated(policy: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The validated document and its digest (PolicyDocumentError if invalid)."""
+    try:
+        canonical = rfc8785.dumps(dict(policy))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        document = validate_policy_document(policy)  # raises the precise error
+        return document, policy_digest(document)
+    known = _VALIDATED.get(canonical)
+    if known is None:
+        document = validate_policy_document(policy)
+        known = (document, hashlib.sha256(canonical).hexdigest())
+        if len(_VALIDATED) >= _VALIDATED_MAX:
+            _VALIDATED.clear()
+        _VALIDATED[canonical] = known
+    return known

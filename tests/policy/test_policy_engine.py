@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
@@ -289,3 +290,25 @@ def test_evaluation_near_the_minimum_datetime_does_not_overflow() -> None:
     early = datetime(2, 1, 1, tzinfo=NOW.tzinfo)
     evidence = Fact("us_person_status", "us_citizen", "IAL2", early, early + timedelta(days=1), "e")
     assert evaluate(doc, [evidence], now=early).eligible
+
+
+def test_a_validated_document_is_recognised_only_by_its_exact_content() -> None:
+    """evaluate() remembers validated documents by canonical form: a changed document,
+    even one changed in place after an evaluation, is validated again."""
+    facts = [fact("us_person_status", "us_citizen", "IAL2")]
+    document = copy.deepcopy(NATIONALS)
+    assert evaluate(document, facts, now=NOW).eligible
+    document["rule"] = {"attribute": "us_person_status", "any_of": []}  # invalid: empty any_of
+    with pytest.raises(PolicyDocumentError):
+        evaluate(document, facts, now=NOW)
+    document["rule"] = status_any("us_national")
+    document["version"] = 2
+    decision = evaluate(document, facts, now=NOW)
+    assert not decision.eligible
+    assert (decision.policy_version, decision.policy_digest) == (2, policy_digest(document))
+    # the same content again, as a fresh object with another key order: same decision
+    shuffled = dict(reversed(list(document.items())))
+    assert evaluate(shuffled, facts, now=NOW) == decision
+    # a document that has no canonical JSON form at all is refused, not evaluated
+    with pytest.raises(PolicyDocumentError):
+        evaluate({**document, "version": float("nan")}, facts, now=NOW)
