@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -103,6 +103,25 @@ async def _key_lifecycle(ctx: AppContext) -> None:
             log.exception("key lifecycle check failed")
 
 
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+
+
+def _recording_refusals(lifespan: Lifespan) -> Lifespan:
+    """Keep a start-up refusal's message on ``app.state`` for `attest serve` (see cli.py),
+    which prints it as one line naming the setting instead of a traceback."""
+
+    @asynccontextmanager
+    async def recorded(app: Litestar) -> AsyncIterator[None]:
+        try:
+            async with lifespan(app):
+                yield
+        except SettingsError as exc:
+            app.state.startup_refusal = str(exc)
+            raise
+
+    return recorded
+
+
 def create_app(
     settings: Settings,
     *,
@@ -197,7 +216,7 @@ def create_app(
             rotate_keys,
             revoke_key,
         ],
-        lifespan=[lifespan],
+        lifespan=[_recording_refusals(lifespan)],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_size,
         openapi_config=OpenAPIConfig(title="attest", version=__version__, path="/schema"),

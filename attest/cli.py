@@ -49,13 +49,33 @@ def _serve(args: argparse.Namespace) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     uvicorn.run(
-        create_app(settings),
+        _one_line_refusals(create_app(settings)),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         server_header=False,
     )
     return 0
+
+
+def _one_line_refusals(app: Any) -> Any:
+    """The app, with a start-up refusal (a setting the database shows to be unsafe) reported
+    as one line naming the setting instead of the framework's traceback."""
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def lifespan_send(message: Any) -> None:
+            refusal = getattr(app.state, "startup_refusal", None)
+            if message["type"] == "lifespan.startup.failed" and refusal:
+                message = {**message, "message": f"attest: refusing to start: {refusal}"}
+            await send(message)
+
+        await app(scope, receive, lifespan_send)
+
+    return asgi
 
 
 async def _with_database(settings: Any, work: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -106,3 +107,4 @@ def attest_server(**settings: str) -> Iterator[Server]:
         asyncio.run(_admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if embedded is not None:
             embedded.stop()
+        shutil.rmtree(work, ignore_errors=True)
