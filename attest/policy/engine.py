@@ -29,13 +29,10 @@ Semantics (DESIGN.md, "Policies and audiences"):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-
-import rfc8785
 
 from attest.evidence.attributes import ASSURANCE_LEVELS, ATTRIBUTES, assurance_rank
 from attest.policy.document import policy_digest, validate_policy_document
@@ -258,25 +255,24 @@ def evaluate(
     )
 
 
-# Validated documents by their RFC 8785 canonical form: every token request evaluates the
-# audience's policy, and validating it (JSON Schema and semantic checks, ~0.2 ms) each time
-# would repeat the same work. Two documents with one canonical form are the same JSON value.
-_VALIDATED: dict[bytes, tuple[dict[str, Any], str]] = {}
+# Validated documents by digest (SHA-256 of the RFC 8785 canonical form): every token request
+# evaluates the audience's policy, and validating it (JSON Schema and semantic checks) each
+# time would repeat the same work. Two documents with one canonical form are one JSON value.
+_VALIDATED: dict[str, dict[str, Any]] = {}
 _VALIDATED_MAX = 64
 
 
 def _validated(policy: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """The validated document and its digest (PolicyDocumentError if invalid)."""
     try:
-        canonical = rfc8785.dumps(dict(policy))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        digest = policy_digest(policy)
+    except (TypeError, ValueError):  # no canonical form (PolicyDocumentError) or no mapping
         document = validate_policy_document(policy)  # raises the precise error
         return document, policy_digest(document)
-    known = _VALIDATED.get(canonical)
+    known = _VALIDATED.get(digest)
     if known is None:
-        document = validate_policy_document(policy)
-        known = (document, hashlib.sha256(canonical).hexdigest())
+        known = validate_policy_document(policy)
         if len(_VALIDATED) >= _VALIDATED_MAX:
             _VALIDATED.clear()
-        _VALIDATED[canonical] = known
-    return known
+        _VALIDATED[digest] = known
+    return known, digest
