@@ -11,12 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from attest import __version__
-from attest.audit.routes import list_audit_events, read_attestation
+from attest.audit.routes import list_audit_events
+from attest.audit.service import AuditService
 from attest.bootstrap import bootstrap
+from attest.clients import guards
 from attest.clients.routes import create_client
+from attest.clients.service import ClientService
+from attest.clock import Clock, utc_now
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
 from attest.db.pool import create_pool
@@ -28,7 +34,7 @@ from attest.evidence.routes import (
     submit_evidence,
     withdraw_evidence,
 )
-from attest.http.context import AppContext, app_context, utc_now
+from attest.http.context import AppContext, app_context
 from attest.http.problems import exception_handlers
 from attest.keys.keyring import Keyring, open_keystore
 from attest.keys.lifecycle import KeyPolicy, tick
@@ -50,7 +56,7 @@ from attest.policy.routes import (
 )
 from attest.settings import Settings, SettingsError
 from attest.subjects.routes import batch_route, create_subject, read_subject, revoke_subject
-from attest.tokens.routes import issue_token
+from attest.tokens.routes import issue_token, read_attestation
 
 __all__ = ["create_app"]
 
@@ -122,10 +128,28 @@ def _recording_refusals(lifespan: Lifespan) -> Lifespan:
     return recorded
 
 
+#: The services handed to route handlers by name (Litestar dependency injection). Each is
+#: built once at start-up and kept on the application state under the same name.
+SERVICE_NAMES = ("client_service", "audit_service")
+
+
+def _from_state(name: str) -> Provide:
+    def provide(state: State) -> Any:
+        return state[name]
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
+
+
+def _services(app: Litestar, pool: Any) -> None:
+    """Build every service on the pool and put them where handlers and guards find them."""
+    app.state[guards.STATE_KEY] = ClientService(pool)
+    app.state["audit_service"] = AuditService(pool)
+
+
 def create_app(
     settings: Settings,
     *,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     announce: Callable[[str], None] | None = None,
 ) -> Litestar:
     """Build the application. Start-up (lifespan) connects, migrates and loads the key."""
@@ -154,6 +178,7 @@ def create_app(
                 ),
             )
             ctx.pool = await create_pool(dsn, settings.db_pool_size)
+            _services(app, ctx.pool)
             key_task: asyncio.Task[None] | None = None
             try:
                 async with ctx.pool.acquire() as conn:
@@ -186,6 +211,13 @@ def create_app(
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
 
+    def now() -> datetime:
+        """The request's one reading of the clock: every rule of the request uses it."""
+        return clock()
+
+    dependencies = {name: _from_state(name) for name in SERVICE_NAMES}
+    dependencies["now"] = Provide(now, sync_to_thread=False)
+
     app = Litestar(
         route_handlers=[
             healthz,
@@ -216,6 +248,7 @@ def create_app(
             rotate_keys,
             revoke_key,
         ],
+        dependencies=dependencies,
         lifespan=[_recording_refusals(lifespan)],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_size,

@@ -10,9 +10,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from attest.audit import repository as audit
-from attest.clients import repository as clients
-from attest.clients.service import ALL_SCOPES, generate_key, parse_key
+from attest.audit import service as audit
+from attest.clients.service import ALL_SCOPES, count_clients, generate_key, parse_key, register
 from attest.db import Conn
 from attest.db.migrations import apply_migrations
 from attest.keys import repository as keys
@@ -74,7 +73,7 @@ async def _seed_policies(conn: Conn, settings: Settings, now: datetime) -> None:
 
 
 async def _ensure_admin(conn: Conn, settings: Settings, now: datetime) -> str | None:
-    if await clients.count_clients(conn) > 0:
+    if await count_clients(conn) > 0:
         return None
     if settings.bootstrap_admin_key:
         key = parse_key(settings.bootstrap_admin_key)
@@ -83,7 +82,7 @@ async def _ensure_admin(conn: Conn, settings: Settings, now: datetime) -> str | 
     else:
         key = generate_key()
         generated = key.api_key
-    await clients.register_client(
+    await register(
         conn,
         key=key,
         name="bootstrap admin",

@@ -112,10 +112,9 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _clients_create(args: argparse.Namespace) -> int:
 
-    from attest.clients import repository  # noqa: PLC0415
-    from attest.clients.service import ALL_SCOPES, generate_key  # noqa: PLC0415
+    from attest.clients.service import ALL_SCOPES, generate_key, register  # noqa: PLC0415
+    from attest.clock import utc_now  # noqa: PLC0415
     from attest.db.migrations import apply_migrations  # noqa: PLC0415
-    from attest.http.context import utc_now  # noqa: PLC0415
 
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
@@ -128,7 +127,7 @@ def _clients_create(args: argparse.Namespace) -> int:
     async def work(conn: Any) -> Any:
         await apply_migrations(conn)
         async with conn.transaction():
-            return await repository.register_client(
+            return await register(
                 conn,
                 key=key,
                 name=args.name,

@@ -17,6 +17,7 @@ __all__ = [
     "FourEyesViolation",
     "InsufficientScope",
     "InvalidInput",
+    "KeystoreFailure",
     "NotEligible",
     "NotFound",
     "ServiceUnavailable",
@@ -37,10 +38,6 @@ class AttestError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
-
-    @property
-    def type_uri(self) -> str:
-        return PROBLEM_TYPE_PREFIX + self.code
 
 
 class InvalidInput(AttestError):
@@ -116,6 +113,14 @@ class EvidenceRejected(AttestError):
 
 
 class ServiceUnavailable(AttestError):
+    """A dependency (the database, the keystore) cannot be used now: retry later."""
+
     code = "unavailable"
     status = 503
     title = "Service unavailable"
+
+
+class KeystoreFailure(Exception):
+    """Root of keystore failures (attest.keys.keystore.KeystoreError). Not an AttestError:
+    its message names paths and tokens, so a request that meets one is answered with a
+    generic 503 problem and the message goes to the log only (attest.http.problems)."""

@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
+from attest.audit.models import AuditEvent, AuditQuery
 from attest.db import Conn
 
-__all__ = ["AuditQuery", "list_events", "record", "record_many"]
+__all__ = ["insert_event", "insert_events", "list_events"]
 
 INSERT_EVENT = """
 INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
@@ -27,73 +26,28 @@ FROM jsonb_to_recordset($1::jsonb) AS e(seq integer, type text, subject_id uuid,
 ORDER BY seq
 """
 
+SELECT_EVENTS = (
+    "SELECT id, event_id, type, occurred_at, actor, tenant, subject_id, data FROM audit_events"
+)
 
-async def record(
+
+async def insert_event(
     conn: Conn,
     event_type: str,
     *,
     occurred_at: datetime,
     actor: uuid.UUID | None,
     tenant: str | None,
-    subject_id: uuid.UUID | None = None,
-    data: Mapping[str, Any] | None = None,
+    subject_id: uuid.UUID | None,
+    data: Mapping[str, Any],
 ) -> int:
-    """Append one event. Call inside the transaction of the change it records."""
     event_id: int = await conn.fetchval(
-        INSERT_EVENT,
-        uuid.uuid4(),
-        event_type,
-        occurred_at,
-        actor,
-        tenant,
-        subject_id,
-        dict(data or {}),
+        INSERT_EVENT, uuid.uuid4(), event_type, occurred_at, actor, tenant, subject_id, dict(data)
     )
     return event_id
 
 
-class AuditQuery:
-    """Filters for :func:`list_events`; builds a parameterised WHERE clause."""
-
-    def __init__(
-        self,
-        *,
-        tenant: str | None,
-        event_type: str | None = None,
-        subject_id: uuid.UUID | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_id: int = 0,
-        limit: int = 100,
-    ) -> None:
-        self.clauses = ["id > $1"]
-        self.params: list[Any] = [after_id]
-        for column, op, value in (
-            ("tenant", "=", tenant),
-            ("type", "=", event_type),
-            ("subject_id", "=", subject_id),
-            ("occurred_at", ">=", since),
-            ("occurred_at", "<", until),
-        ):
-            if value is not None:
-                self.params.append(value)
-                self.clauses.append(f"{column} {op} ${len(self.params)}")
-        self.params.append(limit)
-        self.limit_param = f"${len(self.params)}"
-
-
-async def list_events(conn: Conn, query: AuditQuery) -> list[asyncpg.Record]:
-    # Only fixed column names and $n placeholders reach the SQL text.
-    sql = (
-        "SELECT id, event_id, type, occurred_at, actor, tenant, subject_id, data "
-        "FROM audit_events WHERE "
-        + " AND ".join(query.clauses)
-        + f" ORDER BY id LIMIT {query.limit_param}"
-    )
-    return list(await conn.fetch(sql, *query.params))
-
-
-async def record_many(
+async def insert_events(
     conn: Conn,
     events: list[dict[str, object]],
     *,
@@ -101,8 +55,41 @@ async def record_many(
     actor: uuid.UUID,
     tenant: str,
 ) -> None:
-    """Append audit events ``{"type", "subject_id", "data"}`` in list order."""
-    if not events:
-        return
     rows = [{"seq": seq, **event} for seq, event in enumerate(events)]
     await conn.execute(INSERT_EVENTS, rows, occurred_at, actor, tenant)
+
+
+def _where(query: AuditQuery) -> tuple[str, list[Any]]:
+    """A parameterised WHERE clause: only fixed column names and $n placeholders."""
+    clauses = ["id > $1"]
+    params: list[Any] = [query.after_id]
+    for column, op, value in (
+        ("tenant", "=", query.tenant),
+        ("type", "=", query.event_type),
+        ("subject_id", "=", query.subject_id),
+        ("occurred_at", ">=", query.since),
+        ("occurred_at", "<", query.until),
+    ):
+        if value is not None:
+            params.append(value)
+            clauses.append(f"{column} {op} ${len(params)}")
+    params.append(query.limit)
+    return " AND ".join(clauses) + f" ORDER BY id LIMIT ${len(params)}", params
+
+
+async def list_events(conn: Conn, query: AuditQuery) -> list[AuditEvent]:
+    where, params = _where(query)
+    rows = await conn.fetch(f"{SELECT_EVENTS} WHERE {where}", *params)
+    return [
+        AuditEvent(
+            id=r["id"],
+            event_id=r["event_id"],
+            type=r["type"],
+            occurred_at=r["occurred_at"],
+            actor=r["actor"],
+            tenant=r["tenant"],
+            subject_id=r["subject_id"],
+            data=r["data"],
+        )
+        for r in rows
+    ]

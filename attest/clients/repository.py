@@ -1,17 +1,16 @@
-"""SQL for API clients."""
+"""SQL for API clients. Rows become :class:`Client` here and go no further."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import asyncpg
 
-from attest.audit import repository as audit
-from attest.clients.service import Client, NewKey, secret_digest
+from attest.clients.apikeys import secret_digest
+from attest.clients.models import Client, NewKey
 from attest.db import Conn
 
-__all__ = ["count_clients", "find_by_key_id", "register_client"]
+__all__ = ["count_clients", "find_by_key_id", "insert_client"]
 
 SELECT_BY_KEY_ID = """
 SELECT id, name, tenant, scopes, is_admin, secret_sha256
@@ -25,6 +24,7 @@ COUNT_CLIENTS = "SELECT count(*) FROM api_clients"
 
 
 async def find_by_key_id(conn: Conn | asyncpg.Pool, key_id: str) -> tuple[Client, bytes] | None:
+    """The enabled client with this key id and its secret's digest."""
     row = await conn.fetchrow(SELECT_BY_KEY_ID, key_id)
     if row is None:
         return None
@@ -38,7 +38,7 @@ async def find_by_key_id(conn: Conn | asyncpg.Pool, key_id: str) -> tuple[Client
     return client, bytes(row["secret_sha256"])
 
 
-async def register_client(
+async def insert_client(
     conn: Conn,
     *,
     key: NewKey,
@@ -47,13 +47,8 @@ async def register_client(
     scopes: list[str],
     is_admin: bool,
     created_by: uuid.UUID | None,
-    now: datetime,
-    via: str,
 ) -> uuid.UUID:
-    """Store a new client (only the hash of its secret) and its audit event.
-
-    Call inside a transaction: the client and the event commit together.
-    """
+    """Store a new client; only the hash of its secret."""
     client_id = uuid.uuid4()
     await conn.execute(
         INSERT_CLIENT,
@@ -65,20 +60,6 @@ async def register_client(
         scopes,
         is_admin,
         created_by,
-    )
-    await audit.record(
-        conn,
-        "client.created",
-        occurred_at=now,
-        actor=created_by,
-        tenant=tenant,
-        data={
-            "client_id": str(client_id),
-            "key_id": key.key_id,
-            "scopes": scopes,
-            "admin": is_admin,
-            "via": via,
-        },
     )
     return client_id
 

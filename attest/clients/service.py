@@ -1,89 +1,147 @@
-"""API keys: format, generation, hashing and constant-time checking. No SQL, no HTTP."""
+"""API clients: authenticate a key, create a client under the scope-granting rule.
+
+The key format and its constant-time check are pure (:mod:`attest.clients.apikeys`);
+this module owns the use cases and the one place where the granting rule is written.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
-import secrets
-import string
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from attest.audit import service as audit
+from attest.clients import repository
+from attest.clients.apikeys import generate_key, parse_key, secret_digest, secret_matches
+from attest.clients.models import ALL_SCOPES, Client, CreatedClient, NewKey
+from attest.db import Conn
+from attest.errors import Forbidden, Unauthenticated, UnprocessableInput
 
 __all__ = [
     "ALL_SCOPES",
     "Client",
+    "ClientService",
     "NewKey",
+    "check_grant",
+    "count_clients",
     "generate_key",
     "parse_key",
+    "register",
     "secret_digest",
     "secret_matches",
 ]
 
-ALL_SCOPES: tuple[str, ...] = (
-    "clients:admin",
-    "subjects:write",
-    "subjects:read",
-    "subjects:revoke",
-    "evidence:write",
-    "evidence:review",
-    "tokens:issue",
-    "policies:read",
-    "policies:write",
-    "audiences:read",
-    "audiences:write",
-    "audit:read",
-    "keys:admin",
-)
 
-_KEY_RE = re.compile(r"attest_([a-z0-9]{16})_([a-z0-9]{52})")
-_ID_ALPHABET = string.ascii_lowercase + string.digits
-# Compared against when the key id is unknown, so both paths cost one digest comparison.
-_DUMMY_DIGEST = hashlib.sha256(b"attest-unknown-key").digest()
+def check_grant(caller: Client, scopes: Sequence[str], tenant: str | None) -> str:
+    """The tenant a new client is created in, if ``caller`` may grant ``scopes`` there.
 
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    id: uuid.UUID
-    name: str
-    tenant: str
-    scopes: frozenset[str]
-    is_admin: bool
-
-    def can_see(self, tenant: str) -> bool:
-        return self.is_admin or hmac.compare_digest(self.tenant.encode(), tenant.encode())
+    Scopes must be known and not repeat; a non-admin client creates clients only in its
+    own tenant and grants only scopes it holds itself.
+    """
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise UnprocessableInput(
+            "Unknown scopes.",
+            errors=[{"field": "$.scopes", "message": f"unknown scope {s!r}"} for s in unknown],
+            known_scopes=list(ALL_SCOPES),
+        )
+    if len(set(scopes)) != len(scopes):
+        raise UnprocessableInput(
+            "Scopes must not repeat.", errors=[{"field": "$.scopes", "message": "duplicate"}]
+        )
+    target = tenant or caller.tenant
+    if not caller.is_admin:
+        if target != caller.tenant:
+            raise Forbidden("A client creates clients only in its own tenant.")
+        excess = sorted(set(scopes) - caller.scopes)
+        if excess:
+            raise Forbidden(f"A client cannot grant scopes it lacks: {', '.join(excess)}.")
+    return target
 
 
-@dataclass(frozen=True, slots=True)
-class NewKey:
-    key_id: str
-    secret: str
+async def register(
+    conn: Conn,
+    *,
+    key: NewKey,
+    name: str,
+    tenant: str,
+    scopes: list[str],
+    is_admin: bool,
+    created_by: uuid.UUID | None,
+    now: datetime,
+    via: str,
+) -> uuid.UUID:
+    """Store a new client and its audit event. Call inside a transaction: both commit
+    together (the API, the CLI and the bootstrap admin all come through here)."""
+    client_id = await repository.insert_client(
+        conn,
+        key=key,
+        name=name,
+        tenant=tenant,
+        scopes=scopes,
+        is_admin=is_admin,
+        created_by=created_by,
+    )
+    await audit.record(
+        conn,
+        "client.created",
+        occurred_at=now,
+        actor=created_by,
+        tenant=tenant,
+        data={
+            "client_id": str(client_id),
+            "key_id": key.key_id,
+            "scopes": scopes,
+            "admin": is_admin,
+            "via": via,
+        },
+    )
+    return client_id
 
-    @property
-    def api_key(self) -> str:
-        return f"attest_{self.key_id}_{self.secret}"
+
+async def count_clients(conn: Conn) -> int:
+    return await repository.count_clients(conn)
 
 
-def generate_key() -> NewKey:
-    key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
-    # 32 random bytes, base32 without padding: 52 characters of [a-z2-7].
-    secret = base64.b32encode(secrets.token_bytes(32)).decode("ascii").rstrip("=").lower()
-    return NewKey(key_id, secret)
+class ClientService:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
 
+    async def authenticate(self, api_key: str) -> Client:
+        """The client a presented key belongs to; every failure is one 401 answer."""
+        parsed = parse_key(api_key)
+        if parsed is None:
+            raise Unauthenticated("The API key is malformed.")
+        found = await repository.find_by_key_id(self._pool, parsed.key_id)
+        stored = found[1] if found else None
+        # Compared even for an unknown key id, so both paths take the same time.
+        if not secret_matches(parsed.secret, stored) or found is None:
+            raise Unauthenticated("The API key is not valid.")
+        return found[0]
 
-def parse_key(api_key: str) -> NewKey | None:
-    match = _KEY_RE.fullmatch(api_key)
-    return NewKey(match[1], match[2]) if match else None
-
-
-def secret_digest(secret: str) -> bytes:
-    # The secret carries 256 bits of entropy, so a fast hash is enough (no password KDF).
-    return hashlib.sha256(secret.encode("ascii")).digest()
-
-
-def secret_matches(secret: str, stored: bytes | None) -> bool:
-    """Constant-time comparison of a presented secret with the stored digest."""
-    expected = stored if stored is not None else _DUMMY_DIGEST
-    ok = hmac.compare_digest(secret_digest(secret), expected)
-    return ok and stored is not None
+    async def create(
+        self,
+        caller: Client,
+        *,
+        name: str,
+        scopes: list[str],
+        tenant: str | None,
+        now: datetime,
+    ) -> CreatedClient:
+        target = check_grant(caller, scopes, tenant)
+        key = generate_key()
+        async with self._pool.acquire() as conn, conn.transaction():
+            client_id = await register(
+                conn,
+                key=key,
+                name=name,
+                tenant=target,
+                scopes=list(scopes),
+                is_admin=False,
+                created_by=caller.id,
+                now=now,
+                via="api",
+            )
+        return CreatedClient(client_id, name, target, list(scopes), key)

@@ -10,7 +10,8 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.params import FromPath, JSONBody
 
-from attest.audit import repository as audit
+from attest.audit import service as audit
+from attest.clients.guards import current_client, requires
 from attest.errors import Conflict, FourEyesViolation, NotFound, UnprocessableInput
 from attest.evidence import repository
 from attest.evidence.idp import (
@@ -30,11 +31,11 @@ from attest.evidence.intake import (
     idp_outcome,
     precheck_idp,
 )
-from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
 from attest.http.context import AppContext, app_context
+from attest.ids import parse_uuid
 from attest.subjects.routes import evidence_view
-from attest.subjects.service import parse_uuid, resolve_subject
+from attest.subjects.service import resolve_subject
 from attest.verify import InvalidToken
 
 __all__ = ["approve_evidence", "reject_evidence", "submit_evidence", "withdraw_evidence"]

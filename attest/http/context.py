@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from litestar.connection import ASGIConnection
 
+from attest.clock import utc_now
 from attest.db import Conn
 from attest.keys.keyring import Keyring
 from attest.keys.keystore import Signer
 from attest.metrics import Metrics
 from attest.settings import Settings
 
-__all__ = ["AppContext", "app_context", "utc_now"]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["AppContext", "app_context"]
 
 
 @dataclass(slots=True)

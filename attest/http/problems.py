@@ -17,7 +17,7 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from attest.errors import PROBLEM_TYPE_PREFIX, AttestError
+from attest.errors import PROBLEM_TYPE_PREFIX, AttestError, KeystoreFailure
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "exception_handlers", "problem_response"]
 
@@ -65,10 +65,16 @@ def problem_response(
     )
 
 
+#: Seconds a client should wait before retrying a 503 (a dependency was unavailable).
+RETRY_AFTER_SECONDS = 1
+
+
 def _attest_error(request: Request[Any, Any, Any], exc: AttestError) -> Response[bytes]:
     headers = {"WWW-Authenticate": 'Bearer realm="attest"'} if exc.status == 401 else None
     if exc.status == 403 and exc.code == "insufficient-scope":
         headers = {"WWW-Authenticate": 'Bearer realm="attest", error="insufficient_scope"'}
+    if exc.status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return problem_response(
         exc.status,
         exc.code,
@@ -137,6 +143,26 @@ def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[
     )
 
 
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # The keystore or the database failed under a request: the client may retry, and
+    # learns nothing of the cause (a keystore message names paths; it goes to the log).
+    log.warning(
+        "dependency unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+    )
+    return problem_response(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "A dependency of the service is unavailable; retry later.",
+        request.url.path,
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     incident = uuid.uuid4().hex
     log.error(
@@ -159,5 +185,10 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     asyncpg.CharacterNotInRepertoireError: _unstorable_text,
     asyncpg.UntranslatableCharacterError: _unstorable_text,
     RecursionError: _too_deep,
+    KeystoreFailure: _unavailable,
+    asyncpg.PostgresConnectionError: _unavailable,
+    asyncpg.CannotConnectNowError: _unavailable,
+    asyncpg.TooManyConnectionsError: _unavailable,
+    ConnectionError: _unavailable,
     Exception: _internal_error,
 }

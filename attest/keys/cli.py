@@ -94,7 +94,7 @@ def _history(settings: Any, run: Runner) -> int:
 
 
 def _rotate(settings: Any, run: Runner) -> int:
-    from attest.http.context import utc_now  # noqa: PLC0415
+    from attest.clock import utc_now  # noqa: PLC0415
     from attest.keys.lifecycle import rotate  # noqa: PLC0415
 
     policy, keystore = _tools(settings)
@@ -112,8 +112,8 @@ def _rotate(settings: Any, run: Runner) -> int:
 
 
 def _revoke(settings: Any, run: Runner, kid: str) -> int:
+    from attest.clock import utc_now  # noqa: PLC0415
     from attest.errors import AttestError  # noqa: PLC0415
-    from attest.http.context import utc_now  # noqa: PLC0415
     from attest.keys.lifecycle import revoke_compromised  # noqa: PLC0415
 
     policy, keystore = _tools(settings)

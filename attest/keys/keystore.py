@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from attest.errors import KeystoreFailure
 from attest.keys.jwk import PublicKey, b64url, public_jwk, thumbprint
 
 __all__ = ["Algorithm", "FileKeystore", "Keystore", "KeystoreError", "Signer", "compact_jws"]
@@ -27,7 +28,7 @@ Algorithm = Literal["ES256", "EdDSA"]
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
-class KeystoreError(RuntimeError):
+class KeystoreError(KeystoreFailure, RuntimeError):
     """A key cannot be created or loaded (the message never holds secret material)."""
 
 

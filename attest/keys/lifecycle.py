@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from attest.audit import repository as audit
+from attest.audit import service as audit
 from attest.db import Conn
 from attest.errors import Conflict, NotFound
 from attest.keys import repository

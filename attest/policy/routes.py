@@ -9,9 +9,9 @@ import msgspec
 from litestar import Request, Response, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from attest.audit import repository as audit
+from attest.audit import service as audit
+from attest.clients.guards import current_client, requires
 from attest.errors import Conflict, NotFound, UnprocessableInput
-from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Ref, TenantName
 from attest.http.context import app_context
 from attest.policy import repository

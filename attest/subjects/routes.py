@@ -11,13 +11,13 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
-from attest.audit import repository as audit
+from attest.audit import service as audit
+from attest.clients.guards import current_client, requires
 from attest.clients.service import Client
 from attest.errors import UnprocessableInput
 from attest.evidence import repository as evidence_repo
 from attest.evidence.intake import audit_data, document_in_use_outcome
 from attest.evidence.service import current_attributes, facts_from_evidence
-from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Name, Ref, TenantName
 from attest.http.context import app_context
 from attest.settings import Settings

@@ -8,21 +8,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from litestar import Request, Response, post
-from litestar.params import JSONBody
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, JSONBody
 
-from attest.audit import repository as audit
+from attest.audit import service as audit
+from attest.clients.guards import current_client, requires
 from attest.db import Conn
 from attest.errors import (
     InvalidInput,
     NotEligible,
+    NotFound,
     ServiceUnavailable,
     UnknownAudience,
     UnprocessableInput,
 )
 from attest.evidence import repository as evidence_repo
 from attest.evidence.service import facts_from_evidence
-from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Ref, TenantName
 from attest.http.context import AppContext, app_context
 from attest.policy import repository as policies
@@ -39,7 +40,7 @@ from attest.tokens.service import (
     token_sha256,
 )
 
-__all__ = ["decide", "issue_token"]
+__all__ = ["decide", "issue_token", "read_attestation"]
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +221,36 @@ async def issue_token(
     body = {"token": token, "expires_at": expires_at.isoformat().replace("+00:00", "Z"), "jti": jti}
     ctx.metrics.tokens_issued.labels(data.audience).inc()
     return Response(body, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+@get("/v1/audit/attestations/{jti:str}", guards=[requires("audit:read")])
+async def read_attestation(request: Request[Any, Any, Any], jti: FromPath[str]) -> dict[str, Any]:
+    client = current_client(request)
+    ctx = app_context(request)
+    async with ctx.pool.acquire() as conn:
+        row = await repository.get_attestation(conn, jti) if len(jti) <= 64 else None
+    if row is None or not client.can_see(row["tenant"]):
+        raise NotFound("No attestation with this jti.")
+    return {
+        "jti": row["jti"],
+        "audience": row["audience"],
+        "subject_id": str(row["subject_id"]),
+        "sub": row["sub"],
+        "policy": {
+            "name": row["policy_name"],
+            "version": row["policy_version"],
+            "digest": row["policy_digest"],
+            "document": row["policy_document"],
+        },
+        "assurance": row["assurance"],
+        "evidence_ids": [str(e) for e in row["evidence_ids"]],
+        "kid": row["kid"],
+        "alg": row["alg"],
+        "public_jwk": {**row["public_jwk"], "kid": row["kid"], "alg": row["alg"]},
+        "token_sha256": row["token_sha256"],
+        "cnf_jkt": row["cnf_jkt"],
+        "issued_at": row["issued_at"].isoformat(),
+        "expires_at": row["expires_at"].isoformat(),
+        "requested_by": str(row["requested_by"]),
+        "signature": row["signature"],
+    }

@@ -1,4 +1,4 @@
-"""Bearer API-key authentication and per-route scope guards."""
+"""Bearer API-key authentication and per-route scope guards (HTTP side of clients)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from attest.clients import repository
-from attest.clients.service import Client, parse_key, secret_matches
+from attest.clients.models import Client
+from attest.clients.service import ClientService
 from attest.errors import InsufficientScope, Unauthenticated
-from attest.http.context import app_context
 
-__all__ = ["current_client", "requires"]
+__all__ = ["STATE_KEY", "current_client", "requires"]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+
+#: Where create_app puts the ClientService on the application state (guards cannot use
+#: dependency injection, so they read it from there).
+STATE_KEY = "client_service"
 
 
 async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Client:
@@ -23,15 +26,8 @@ async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Clien
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Send 'Authorization: Bearer <api key>'.")
-    parsed = parse_key(token.strip())
-    if parsed is None:
-        raise Unauthenticated("The API key is malformed.")
-    ctx = app_context(connection)
-    found = await repository.find_by_key_id(ctx.pool, parsed.key_id)
-    stored = found[1] if found else None
-    if not secret_matches(parsed.secret, stored) or found is None:
-        raise Unauthenticated("The API key is not valid.")
-    return found[0]
+    service: ClientService = connection.app.state[STATE_KEY]
+    return await service.authenticate(token.strip())
 
 
 def requires(scope: str) -> Guard:

@@ -1,0 +1,68 @@
+"""The audit trail: every use case records its events here, inside its own transaction.
+
+``record`` and ``record_many`` take the caller's connection on purpose: an event commits
+with the change it records, or not at all (DESIGN.md, "Audit and transparency log").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from attest.audit import repository
+from attest.audit.models import AuditEvent, AuditQuery
+from attest.db import Conn
+
+__all__ = ["AuditService", "record", "record_many"]
+
+
+async def record(
+    conn: Conn,
+    event_type: str,
+    *,
+    occurred_at: datetime,
+    actor: uuid.UUID | None,
+    tenant: str | None,
+    subject_id: uuid.UUID | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> int:
+    """Append one event. Call inside the transaction of the change it records."""
+    return await repository.insert_event(
+        conn,
+        event_type,
+        occurred_at=occurred_at,
+        actor=actor,
+        tenant=tenant,
+        subject_id=subject_id,
+        data=data or {},
+    )
+
+
+async def record_many(
+    conn: Conn,
+    events: list[dict[str, object]],
+    *,
+    occurred_at: datetime,
+    actor: uuid.UUID,
+    tenant: str,
+) -> None:
+    """Append audit events ``{"type", "subject_id", "data"}`` in list order."""
+    if events:
+        await repository.insert_events(
+            conn, events, occurred_at=occurred_at, actor=actor, tenant=tenant
+        )
+
+
+class AuditService:
+    """Reads of the audit trail."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def events(self, query: AuditQuery) -> list[AuditEvent]:
+        async with self._pool.acquire() as conn:
+            return await repository.list_events(conn, query)
