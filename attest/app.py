@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -34,6 +35,7 @@ from attest.evidence.routes import (
     submit_evidence,
     withdraw_evidence,
 )
+from attest.evidence.service import EvidenceService, Providers
 from attest.http.context import AppContext, app_context
 from attest.http.problems import exception_handlers
 from attest.keys.keyring import Keyring, open_keystore
@@ -46,6 +48,7 @@ from attest.keys.routes import (
     revoke_key,
     rotate_keys,
 )
+from attest.metrics import Metrics
 from attest.policy.routes import (
     evaluate_policy,
     publish_policy,
@@ -54,9 +57,12 @@ from attest.policy.routes import (
     read_policy_version,
     update_audience,
 )
+from attest.policy.service import PolicyService
 from attest.settings import Settings, SettingsError
 from attest.subjects.routes import batch_route, create_subject, read_subject, revoke_subject
+from attest.subjects.service import SubjectService
 from attest.tokens.routes import issue_token, read_attestation
+from attest.tokens.service import TokenService
 
 __all__ = ["create_app"]
 
@@ -130,7 +136,14 @@ def _recording_refusals(lifespan: Lifespan) -> Lifespan:
 
 #: The services handed to route handlers by name (Litestar dependency injection). Each is
 #: built once at start-up and kept on the application state under the same name.
-SERVICE_NAMES = ("client_service", "audit_service")
+SERVICE_NAMES = (
+    "client_service",
+    "audit_service",
+    "subject_service",
+    "evidence_service",
+    "policy_service",
+    "token_service",
+)
 
 
 def _from_state(name: str) -> Provide:
@@ -140,10 +153,27 @@ def _from_state(name: str) -> Provide:
     return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
-def _services(app: Litestar, pool: Any) -> None:
-    """Build every service on the pool and put them where handlers and guards find them."""
+def _services(
+    app: Litestar,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    keyring: Keyring,
+    pairwise_key: bytes,
+    providers: Providers,
+    metrics: Metrics,
+) -> None:
+    """Build every service once and put them where handlers (and guards) find them."""
     app.state[guards.STATE_KEY] = ClientService(pool)
     app.state["audit_service"] = AuditService(pool)
+    app.state["subject_service"] = SubjectService(pool)
+    app.state["evidence_service"] = EvidenceService(
+        pool, settings, pairwise_key=pairwise_key, providers=providers
+    )
+    app.state["policy_service"] = PolicyService(pool, settings)
+    app.state["token_service"] = TokenService(
+        pool, settings, keyring=keyring, pairwise_key=pairwise_key, metrics=metrics
+    )
 
 
 def create_app(
@@ -155,7 +185,7 @@ def create_app(
     """Build the application. Start-up (lifespan) connects, migrates and loads the key."""
     ctx = AppContext(settings=settings, clock=clock)
     try:
-        ctx.extras["idp_providers"] = load_providers(settings.idp_providers)
+        providers = load_providers(settings.idp_providers)
     except ProviderConfigError as exc:
         raise SettingsError(f"ATTEST_IDP_PROVIDERS: {exc}") from None
     say = announce or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -178,7 +208,6 @@ def create_app(
                 ),
             )
             ctx.pool = await create_pool(dsn, settings.db_pool_size)
-            _services(app, ctx.pool)
             key_task: asyncio.Task[None] | None = None
             try:
                 async with ctx.pool.acquire() as conn:
@@ -186,6 +215,15 @@ def create_app(
                 ctx.signer = result.signer
                 ctx.keyring = Keyring(keystore)
                 ctx.keyring.current = result.signer
+                _services(
+                    app,
+                    ctx.pool,
+                    settings,
+                    keyring=ctx.keyring,
+                    pairwise_key=ctx.pairwise_key,
+                    providers=providers,
+                    metrics=ctx.metrics,
+                )
                 key_task = asyncio.create_task(_key_lifecycle(ctx), name="attest-keys")
                 if result.generated_admin_key:
                     say(

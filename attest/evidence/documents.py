@@ -15,7 +15,7 @@ from typing import Any
 
 from attest.errors import UnprocessableInput
 from attest.evidence.mrz import MrzResult, check_mrz
-from attest.evidence.service import Outcome, needs_second_reviewer
+from attest.evidence.rules import Outcome, needs_second_reviewer
 
 __all__ = ["DocumentOutcome", "assess_document_mrz", "document_hash", "document_hash_key"]
 

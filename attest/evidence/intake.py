@@ -16,7 +16,7 @@ import msgspec
 from attest.errors import UnprocessableInput
 from attest.evidence.documents import assess_document_mrz, document_hash_key
 from attest.evidence.idp import MAX_ASSERTION_LENGTH, AssertionResult
-from attest.evidence.service import (
+from attest.evidence.rules import (
     SUPPORTED_TYPES,
     Outcome,
     assess_manual_review,

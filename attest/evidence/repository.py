@@ -1,41 +1,42 @@
-"""SQL for evidence."""
+"""SQL for evidence. Rows become :class:`Evidence` here."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 
 from attest.db import Conn
+from attest.evidence.models import Evidence, NewEvidence
 
 __all__ = [
     "approve",
     "close",
-    "document_in_use",
-    "documents_in_use",
+    "document_holders",
     "get_evidence",
     "insert_evidence",
     "insert_many",
     "list_for_subject",
-    "lock_document",
     "lock_documents",
     "use_assertion",
     "verified_for_subject",
 ]
 
 COLUMNS = """id, subject_id, tenant, type, document_type, attributes, assurance, status, reasons,
-submitted_by, approved_by, created_at, verified_at, reverify_at, closed_by, closed_at"""
+submitted_by, approved_by, approval_comment, created_at, verified_at, reverify_at, closed_by,
+closed_at"""
 INSERT_EVIDENCE = f"""
 INSERT INTO evidence (id, subject_id, tenant, type, document_type, attributes, assurance, status,
                       reasons, submitted_by, created_at, verified_at, reverify_at, document_hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING {COLUMNS}
 """
-SELECT_FOR_UPDATE = f"SELECT {COLUMNS} FROM evidence WHERE id = $1 FOR UPDATE"
+SELECT_ONE = f"SELECT {COLUMNS} FROM evidence WHERE id = $1"
+SELECT_FOR_UPDATE = SELECT_ONE + " FOR UPDATE"
 APPROVE = f"""
-UPDATE evidence SET status = 'verified', approved_by = $2, verified_at = $3, reverify_at = $4
+UPDATE evidence SET status = 'verified', approved_by = $2, verified_at = $3, reverify_at = $4,
+    approval_comment = $5
 WHERE id = $1 AND status = 'pending_approval'
 RETURNING {COLUMNS}
 """
@@ -43,15 +44,6 @@ CLOSE = f"""
 UPDATE evidence SET status = $2, closed_by = $3, closed_at = $4, reasons = reasons || $5::jsonb
 WHERE id = $1 AND status = ANY($6::text[])
 RETURNING {COLUMNS}
-"""
-# Serialises submissions of one document within a tenant, so two subjects cannot both
-# claim the same document in concurrent transactions.
-LOCK_DOCUMENT = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 5))"
-DOCUMENT_IN_USE = """
-SELECT 1 FROM evidence
-WHERE tenant = $1 AND document_hash = $2 AND subject_id <> $3
-  AND status IN ('verified', 'pending_approval')
-LIMIT 1
 """
 INSERT_MANY = """
 INSERT INTO evidence (id, subject_id, tenant, type, document_type, attributes, assurance, status,
@@ -64,12 +56,14 @@ FROM jsonb_to_recordset($1::jsonb) AS e(
     reverify_at timestamptz, document_hash text)
 ORDER BY seq
 """
+# Serialises submissions of one document within a tenant, so two subjects cannot both
+# claim the same document in concurrent transactions (sorted: batches cannot deadlock).
 LOCK_DOCUMENTS = """
 SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || h, 5))
 FROM (SELECT DISTINCT h FROM unnest($2::text[]) AS h ORDER BY h) AS sorted
 """
-DOCUMENTS_IN_USE = """
-SELECT DISTINCT document_hash FROM evidence
+DOCUMENT_HOLDERS = """
+SELECT DISTINCT document_hash, subject_id FROM evidence
 WHERE tenant = $1 AND document_hash = ANY($2::text[])
   AND status IN ('verified', 'pending_approval')
 """
@@ -88,47 +82,60 @@ SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 AND status = 'verified' ORD
 """
 
 
+def _evidence(row: asyncpg.Record) -> Evidence:
+    return Evidence(
+        id=row["id"],
+        subject_id=row["subject_id"],
+        tenant=row["tenant"],
+        type=row["type"],
+        document_type=row["document_type"],
+        attributes=row["attributes"],
+        assurance=row["assurance"],
+        status=row["status"],
+        reasons=row["reasons"],
+        submitted_by=row["submitted_by"],
+        approved_by=row["approved_by"],
+        approval_comment=row["approval_comment"],
+        created_at=row["created_at"],
+        verified_at=row["verified_at"],
+        reverify_at=row["reverify_at"],
+        closed_by=row["closed_by"],
+        closed_at=row["closed_at"],
+    )
+
+
+def _maybe(row: asyncpg.Record | None) -> Evidence | None:
+    return _evidence(row) if row is not None else None
+
+
 async def insert_evidence(
-    conn: Conn,
-    *,
-    subject_id: uuid.UUID,
-    tenant: str,
-    type_: str,
-    document_type: str | None,
-    attributes: dict[str, Any],
-    assurance: str,
-    status: str,
-    reasons: list[str],
-    submitted_by: uuid.UUID,
-    now: datetime,
-    verified_at: datetime | None,
-    reverify_at: datetime | None,
-    document_hash: str | None = None,
-) -> asyncpg.Record:
-    row: asyncpg.Record | None = await conn.fetchrow(
+    conn: Conn, new: NewEvidence, *, tenant: str, submitted_by: uuid.UUID, now: datetime
+) -> Evidence:
+    row = await conn.fetchrow(
         INSERT_EVIDENCE,
-        uuid.uuid4(),
-        subject_id,
+        new.id,
+        new.subject_id,
         tenant,
-        type_,
-        document_type,
-        attributes,
-        assurance,
-        status,
-        reasons,
+        new.type,
+        new.document_type,
+        new.attributes,
+        new.assurance,
+        new.status,
+        new.reasons,
         submitted_by,
         now,
-        verified_at,
-        reverify_at,
-        document_hash,
+        new.verified_at,
+        new.reverify_at,
+        new.document_hash,
     )
     assert row is not None  # noqa: S101 - INSERT .. RETURNING always returns the row
-    return row
+    return _evidence(row)
 
 
-async def get_evidence(conn: Conn, evidence_id: uuid.UUID) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(SELECT_FOR_UPDATE, evidence_id)
-    return row
+async def get_evidence(
+    conn: Conn, evidence_id: uuid.UUID, *, for_update: bool = False
+) -> Evidence | None:
+    return _maybe(await conn.fetchrow(SELECT_FOR_UPDATE if for_update else SELECT_ONE, evidence_id))
 
 
 async def approve(
@@ -137,19 +144,19 @@ async def approve(
     approver: uuid.UUID,
     verified_at: datetime,
     reverify_at: datetime,
-) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        APPROVE, evidence_id, approver, verified_at, reverify_at
+    comment: str | None,
+) -> Evidence | None:
+    return _maybe(
+        await conn.fetchrow(APPROVE, evidence_id, approver, verified_at, reverify_at, comment)
     )
-    return row
 
 
-async def list_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_FOR_SUBJECT, subject_id))
+async def list_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[Evidence]:
+    return [_evidence(r) for r in await conn.fetch(SELECT_FOR_SUBJECT, subject_id)]
 
 
-async def verified_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_VERIFIED, subject_id))
+async def verified_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[Evidence]:
+    return [_evidence(r) for r in await conn.fetch(SELECT_VERIFIED, subject_id)]
 
 
 async def close(
@@ -161,46 +168,42 @@ async def close(
     now: datetime,
     reasons: list[str],
     from_statuses: tuple[str, ...],
-) -> asyncpg.Record | None:
+) -> Evidence | None:
     """Move evidence to ``rejected`` or ``withdrawn``; None if its status was not expected."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        CLOSE, evidence_id, status, closed_by, now, reasons, list(from_statuses)
+    return _maybe(
+        await conn.fetchrow(
+            CLOSE, evidence_id, status, closed_by, now, reasons, list(from_statuses)
+        )
     )
-    return row
-
-
-async def lock_document(conn: Conn, tenant: str, document_hash: str) -> None:
-    await conn.execute(LOCK_DOCUMENT, tenant, document_hash)
-
-
-async def document_in_use(
-    conn: Conn, tenant: str, document_hash: str, subject_id: uuid.UUID
-) -> bool:
-    """Whether another subject of the tenant has live evidence from this document."""
-    return await conn.fetchval(DOCUMENT_IN_USE, tenant, document_hash, subject_id) is not None
 
 
 async def insert_many(
     conn: Conn,
-    records: list[dict[str, Any]],
+    records: list[NewEvidence],
     *,
     tenant: str,
     submitted_by: uuid.UUID,
     now: datetime,
 ) -> None:
-    """Insert evidence records (dicts of the INSERT_MANY columns) in one statement."""
+    """Insert evidence records in one statement, in list order."""
     if not records:
         return
     rows = [
         {
-            **record,
             "seq": seq,
-            "id": str(record["id"]),
-            "subject_id": str(record["subject_id"]),
-            "verified_at": _iso(record["verified_at"]),
-            "reverify_at": _iso(record["reverify_at"]),
+            "id": str(new.id),
+            "subject_id": str(new.subject_id),
+            "type": new.type,
+            "document_type": new.document_type,
+            "attributes": new.attributes,
+            "assurance": new.assurance,
+            "status": new.status,
+            "reasons": new.reasons,
+            "verified_at": _iso(new.verified_at),
+            "reverify_at": _iso(new.reverify_at),
+            "document_hash": new.document_hash,
         }
-        for seq, record in enumerate(records)
+        for seq, new in enumerate(records)
     ]
     await conn.execute(INSERT_MANY, rows, tenant, submitted_by, now)
 
@@ -210,17 +213,21 @@ def _iso(value: datetime | None) -> str | None:
 
 
 async def lock_documents(conn: Conn, tenant: str, document_hashes: list[str]) -> None:
-    """Advisory locks on many documents, in sorted order so batches cannot deadlock."""
+    """Advisory locks on documents until the end of the transaction, in sorted order."""
     if document_hashes:
         await conn.execute(LOCK_DOCUMENTS, tenant, document_hashes)
 
 
-async def documents_in_use(conn: Conn, tenant: str, document_hashes: list[str]) -> set[str]:
-    """Which of these documents already back live evidence in the tenant."""
+async def document_holders(
+    conn: Conn, tenant: str, document_hashes: list[str]
+) -> dict[str, set[uuid.UUID]]:
+    """The subjects of the tenant whose live evidence uses each of these documents."""
     if not document_hashes:
-        return set()
-    rows = await conn.fetch(DOCUMENTS_IN_USE, tenant, document_hashes)
-    return {row["document_hash"] for row in rows}
+        return {}
+    holders: dict[str, set[uuid.UUID]] = {}
+    for row in await conn.fetch(DOCUMENT_HOLDERS, tenant, document_hashes):
+        holders.setdefault(row["document_hash"], set()).add(row["subject_id"])
+    return holders
 
 
 async def use_assertion(

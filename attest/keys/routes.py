@@ -58,10 +58,10 @@ async def configuration(request: Request[Any, Any, Any]) -> dict[str, Any]:
         "jwks_max_age": ctx.settings.jwks_max_age,
         "audiences": [
             {
-                "audience": a["audience"],
-                "policy": a["policy_name"],
-                "token_lifetime": a["token_lifetime"],
-                "binding_required": a["binding_required"],
+                "audience": a.audience,
+                "policy": a.policy_name,
+                "token_lifetime": a.token_lifetime,
+                "binding_required": a.binding_required,
             }
             for a in audiences
         ],

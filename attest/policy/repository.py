@@ -1,4 +1,4 @@
-"""SQL for policy versions and audiences."""
+"""SQL for policy versions and audiences. Rows become models here."""
 
 from __future__ import annotations
 
@@ -8,102 +8,136 @@ from typing import Any
 import asyncpg
 
 from attest.db import Conn
+from attest.policy.models import Audience, PolicyVersion, VersionSummary
 
 __all__ = [
+    "audiences_of_policy",
     "get_audience",
     "get_policy",
+    "insert_audience_if_absent",
     "insert_policy",
     "latest_policy",
     "list_audiences",
     "list_versions",
+    "lock_audience",
     "upsert_audience",
 ]
 
-SELECT_LATEST = """
-SELECT name, version, document, digest, created_at FROM policies
-WHERE name = $1 ORDER BY version DESC LIMIT 1
+POLICY_COLUMNS = "name, version, document, digest, created_at"
+AUDIENCE_COLUMNS = "audience, policy_name, token_lifetime, binding_required, updated_at"
+SELECT_LATEST = f"""
+SELECT {POLICY_COLUMNS} FROM policies WHERE name = $1 ORDER BY version DESC LIMIT 1
 """
-SELECT_VERSION = """
-SELECT name, version, document, digest, created_at FROM policies WHERE name = $1 AND version = $2
-"""
+SELECT_VERSION = f"SELECT {POLICY_COLUMNS} FROM policies WHERE name = $1 AND version = $2"
 SELECT_VERSIONS = (
     "SELECT version, digest, created_at FROM policies WHERE name = $1 ORDER BY version"
 )
-INSERT_POLICY = """
+INSERT_POLICY = f"""
 INSERT INTO policies (name, version, document, digest, created_at, created_by)
 VALUES ($1, $2, $3, $4, now(), $5)
 ON CONFLICT (name, version) DO NOTHING
-RETURNING name, version, document, digest, created_at
+RETURNING {POLICY_COLUMNS}
 """
-SELECT_AUDIENCE = """
-SELECT audience, policy_name, token_lifetime, binding_required, updated_at
-FROM audiences WHERE audience = $1
-"""
-SELECT_AUDIENCES = """
-SELECT audience, policy_name, token_lifetime, binding_required, updated_at
-FROM audiences ORDER BY audience
-"""
-UPSERT_AUDIENCE = """
+SELECT_AUDIENCE = f"SELECT {AUDIENCE_COLUMNS} FROM audiences WHERE audience = $1"
+SELECT_AUDIENCES = f"SELECT {AUDIENCE_COLUMNS} FROM audiences ORDER BY audience"
+SELECT_AUDIENCES_OF_POLICY = (
+    "SELECT audience FROM audiences WHERE policy_name = $1 ORDER BY audience"
+)
+UPSERT_AUDIENCE = f"""
 INSERT INTO audiences (audience, policy_name, token_lifetime, binding_required, updated_at)
 VALUES ($1, $2, $3, $4, now())
 ON CONFLICT (audience) DO UPDATE SET policy_name = excluded.policy_name,
     token_lifetime = excluded.token_lifetime, binding_required = excluded.binding_required,
     updated_at = now()
-RETURNING audience, policy_name, token_lifetime, binding_required, updated_at
+RETURNING {AUDIENCE_COLUMNS}
 """
 INSERT_AUDIENCE_IF_ABSENT = """
 INSERT INTO audiences (audience, policy_name, token_lifetime, binding_required)
 VALUES ($1, $2, $3, $4) ON CONFLICT (audience) DO NOTHING
 """
+# One advisory lock per audience name, held to the end of the transaction: token decisions
+# take it shared, a change of what governs the audience (its binding, a new version of its
+# policy) takes it exclusive. Seed 7 keeps these keys apart from the document locks.
+LOCK_AUDIENCE = {
+    "share": "SELECT pg_advisory_xact_lock_shared(hashtextextended('audience|' || $1, 7))",
+    "exclusive": "SELECT pg_advisory_xact_lock(hashtextextended('audience|' || $1, 7))",
+}
 
 
-async def latest_policy(conn: Conn, name: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(SELECT_LATEST, name)
-    return row
+def _policy(row: asyncpg.Record | None) -> PolicyVersion | None:
+    if row is None:
+        return None
+    return PolicyVersion(
+        name=row["name"],
+        version=row["version"],
+        document=row["document"],
+        digest=row["digest"],
+        created_at=row["created_at"],
+    )
 
 
-async def get_policy(conn: Conn, name: str, version: int) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(SELECT_VERSION, name, version)
-    return row
+def _audience(row: asyncpg.Record) -> Audience:
+    return Audience(
+        audience=row["audience"],
+        policy_name=row["policy_name"],
+        token_lifetime=row["token_lifetime"],
+        binding_required=row["binding_required"],
+        updated_at=row["updated_at"],
+    )
 
 
-async def list_versions(conn: Conn, name: str) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_VERSIONS, name))
+async def latest_policy(conn: Conn, name: str) -> PolicyVersion | None:
+    return _policy(await conn.fetchrow(SELECT_LATEST, name))
+
+
+async def get_policy(conn: Conn, name: str, version: int) -> PolicyVersion | None:
+    return _policy(await conn.fetchrow(SELECT_VERSION, name, version))
+
+
+async def list_versions(conn: Conn, name: str) -> list[VersionSummary]:
+    return [
+        VersionSummary(r["version"], r["digest"], r["created_at"])
+        for r in await conn.fetch(SELECT_VERSIONS, name)
+    ]
 
 
 async def insert_policy(
-    conn: Conn,
-    document: dict[str, Any],
-    digest: str,
-    created_by: uuid.UUID | None,
-) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        INSERT_POLICY, document["name"], document["version"], document, digest, created_by
+    conn: Conn, document: dict[str, Any], digest: str, created_by: uuid.UUID | None
+) -> PolicyVersion | None:
+    """Insert a version; None when that version exists already (a concurrent publish)."""
+    return _policy(
+        await conn.fetchrow(
+            INSERT_POLICY, document["name"], document["version"], document, digest, created_by
+        )
     )
-    return row
 
 
-async def get_audience(conn: Conn, audience: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(SELECT_AUDIENCE, audience)
-    return row
+async def lock_audience(conn: Conn, audience: str, mode: str) -> None:
+    """``mode`` is "share" (a decision) or "exclusive" (a change of what governs it)."""
+    await conn.execute(LOCK_AUDIENCE[mode], audience)
 
 
-async def list_audiences(conn: Conn | asyncpg.Pool) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_AUDIENCES))
+async def get_audience(conn: Conn, audience: str) -> Audience | None:
+    row = await conn.fetchrow(SELECT_AUDIENCE, audience)
+    return _audience(row) if row is not None else None
+
+
+async def list_audiences(conn: Conn | asyncpg.Pool) -> list[Audience]:
+    return [_audience(r) for r in await conn.fetch(SELECT_AUDIENCES)]
+
+
+async def audiences_of_policy(conn: Conn, policy_name: str) -> list[str]:
+    return [r["audience"] for r in await conn.fetch(SELECT_AUDIENCES_OF_POLICY, policy_name)]
 
 
 async def upsert_audience(
-    conn: Conn,
-    audience: str,
-    policy_name: str,
-    token_lifetime: int,
-    binding_required: bool,
-) -> asyncpg.Record:
-    row: asyncpg.Record | None = await conn.fetchrow(
+    conn: Conn, audience: str, policy_name: str, token_lifetime: int, binding_required: bool
+) -> Audience:
+    row = await conn.fetchrow(
         UPSERT_AUDIENCE, audience, policy_name, token_lifetime, binding_required
     )
     assert row is not None  # noqa: S101 - INSERT .. RETURNING always returns the row
-    return row
+    return _audience(row)
 
 
 async def insert_audience_if_absent(

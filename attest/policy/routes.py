@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-import asyncpg
 import msgspec
 from litestar import Request, Response, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from attest.audit import service as audit
 from attest.clients.guards import current_client, requires
-from attest.errors import Conflict, NotFound, UnprocessableInput
 from attest.http.bodies import Body, Ref, TenantName
-from attest.http.context import app_context
-from attest.policy import repository
-from attest.policy.document import PolicyDocumentError, policy_digest, validate_policy_document
+from attest.policy.models import Audience, PolicyVersion
+from attest.policy.service import PolicyService
 from attest.settings import HARD_MAX_TOKEN_LIFETIME
-from attest.subjects.service import resolve_subject
-from attest.tokens.routes import decide
 
 __all__ = [
+    "audience_view",
     "evaluate_policy",
     "publish_policy",
     "read_audience",
@@ -44,37 +41,34 @@ class AudienceBody(Body):
     binding_required: bool = False
 
 
-def policy_view(row: asyncpg.Record) -> dict[str, Any]:
+def policy_view(policy: PolicyVersion) -> dict[str, Any]:
     return {
-        "name": row["name"],
-        "version": row["version"],
-        "digest": row["digest"],
-        "created_at": row["created_at"].isoformat(),
-        "document": row["document"],
+        "name": policy.name,
+        "version": policy.version,
+        "digest": policy.digest,
+        "created_at": policy.created_at.isoformat(),
+        "document": policy.document,
     }
 
 
-def audience_view(row: asyncpg.Record) -> dict[str, Any]:
+def audience_view(audience: Audience) -> dict[str, Any]:
     return {
-        "audience": row["audience"],
-        "policy": row["policy_name"],
-        "token_lifetime": row["token_lifetime"],
-        "binding_required": row["binding_required"],
-        "updated_at": row["updated_at"].isoformat(),
+        "audience": audience.audience,
+        "policy": audience.policy_name,
+        "token_lifetime": audience.token_lifetime,
+        "binding_required": audience.binding_required,
+        "updated_at": audience.updated_at.isoformat(),
     }
 
 
 @get("/v1/policies/{name:str}", guards=[requires("policies:read")])
-async def read_policy(request: Request[Any, Any, Any], name: FromPath[str]) -> dict[str, Any]:
-    ctx = app_context(request)
-    async with ctx.pool.acquire() as conn:
-        row = await repository.latest_policy(conn, name)
-        if row is None:
-            raise NotFound(f"No policy named '{name}'.")
-        versions = await repository.list_versions(conn, name)
-    view = policy_view(row)
+async def read_policy(
+    name: FromPath[str], policy_service: NamedDependency[PolicyService]
+) -> dict[str, Any]:
+    latest, versions = await policy_service.latest(name)
+    view = policy_view(latest)
     view["versions"] = [
-        {"version": v["version"], "digest": v["digest"], "created_at": v["created_at"].isoformat()}
+        {"version": v.version, "digest": v.digest, "created_at": v.created_at.isoformat()}
         for v in versions
     ]
     return view
@@ -82,85 +76,43 @@ async def read_policy(request: Request[Any, Any, Any], name: FromPath[str]) -> d
 
 @get("/v1/policies/{name:str}/versions/{version:int}", guards=[requires("policies:read")])
 async def read_policy_version(
-    request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[int]
+    name: FromPath[str], version: FromPath[int], policy_service: NamedDependency[PolicyService]
 ) -> dict[str, Any]:
-    ctx = app_context(request)
-    row = None
-    # Versions are PostgreSQL integers: a larger number cannot exist (and would not bind).
-    if 1 <= version <= 2**31 - 1:
-        async with ctx.pool.acquire() as conn:
-            row = await repository.get_policy(conn, name, version)
-    if row is None:
-        raise NotFound(f"No version {version} of policy '{name}'.")
-    return policy_view(row)
+    return policy_view(await policy_service.version(name, version))
 
 
 @put("/v1/policies/{name:str}", guards=[requires("policies:write")])
 async def publish_policy(
-    request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[dict[str, Any]]
+    request: Request[Any, Any, Any],
+    name: FromPath[str],
+    data: JSONBody[dict[str, Any]],
+    policy_service: NamedDependency[PolicyService],
+    now: NamedDependency[datetime],
 ) -> Response[Any]:
     """Publish the next version. The body is the document; its version is the next one."""
-    client = current_client(request)
-    ctx = app_context(request)
-    document = dict(data)
-    if document.get("name", name) != name:
-        raise UnprocessableInput(
-            "The document's name differs from the path.",
-            errors=[{"field": "$.name", "message": f"must be '{name}'"}],
-        )
-    document["name"] = name
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        latest = await repository.latest_policy(conn, name)
-        next_version = 1 if latest is None else latest["version"] + 1
-        requested = document.get("version")
-        if requested is not None and requested != next_version:
-            raise Conflict(
-                f"The next version of '{name}' is {next_version}; omit 'version' or send it.",
-                next_version=next_version,
-            )
-        document["version"] = next_version
-        try:
-            document = validate_policy_document(document)
-        except PolicyDocumentError as exc:
-            raise UnprocessableInput(
-                "The policy document is invalid.",
-                errors=[{"field": exc.path, "message": exc.message}],
-            ) from None
-        digest = policy_digest(document)
-        row = await repository.insert_policy(conn, document, digest, client.id)
-        if row is None:
-            raise Conflict("Another version was published at the same time; retry.")
-        await audit.record(
-            conn,
-            "policy.published",
-            occurred_at=ctx.now(),
-            actor=client.id,
-            tenant=None,
-            data={"policy": name, "version": next_version, "digest": digest},
-        )
-    return Response(policy_view(row), status_code=201)
+    published = await policy_service.publish(current_client(request), name, data, now)
+    return Response(policy_view(published), status_code=201)
 
 
 @post("/v1/policies/{name:str}/evaluate", guards=[requires("policies:read")], status_code=200)
 async def evaluate_policy(
-    request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[EvaluateRequest]
+    request: Request[Any, Any, Any],
+    name: FromPath[str],
+    data: JSONBody[EvaluateRequest],
+    policy_service: NamedDependency[PolicyService],
+    now: NamedDependency[datetime],
 ) -> dict[str, Any]:
     """Dry run: the decision and every reason; nothing is issued or recorded."""
-    client = current_client(request)
-    ctx = app_context(request)
-    if (data.subject_id is None) == (data.external_ref is None):
-        raise UnprocessableInput("Name the subject by exactly one of subject_id and external_ref.")
-    async with ctx.pool.acquire() as conn:
-        if await repository.latest_policy(conn, name) is None:
-            raise NotFound(f"No policy named '{name}'.")
-        subject = await resolve_subject(
-            conn,
-            client,
+    decision = (
+        await policy_service.evaluate(
+            current_client(request),
+            name,
             subject_id=data.subject_id,
             external_ref=data.external_ref,
             tenant=data.tenant,
+            now=now,
         )
-        decision, _ = await decide(conn, ctx, subject, name)
+    ).decision
     return {
         "eligible": decision.eligible,
         "decision": "eligible" if decision.eligible else "not_eligible",
@@ -176,56 +128,26 @@ async def evaluate_policy(
 
 
 @get("/v1/audiences/{audience:str}", guards=[requires("audiences:read")])
-async def read_audience(request: Request[Any, Any, Any], audience: FromPath[str]) -> dict[str, Any]:
-    ctx = app_context(request)
-    async with ctx.pool.acquire() as conn:
-        row = await repository.get_audience(conn, audience)
-    if row is None:
-        raise NotFound(f"The audience '{audience}' is not registered.")
-    return audience_view(row)
+async def read_audience(
+    audience: FromPath[str], policy_service: NamedDependency[PolicyService]
+) -> dict[str, Any]:
+    return audience_view(await policy_service.audience(audience))
 
 
 @put("/v1/audiences/{audience:str}", guards=[requires("audiences:write")])
 async def update_audience(
-    request: Request[Any, Any, Any], audience: FromPath[str], data: JSONBody[AudienceBody]
+    request: Request[Any, Any, Any],
+    audience: FromPath[str],
+    data: JSONBody[AudienceBody],
+    policy_service: NamedDependency[PolicyService],
+    now: NamedDependency[datetime],
 ) -> Response[Any]:
-    client = current_client(request)
-    ctx = app_context(request)
-    if not 1 <= len(audience) <= 256:
-        raise UnprocessableInput("An audience name has 1 to 256 characters.")
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if await repository.latest_policy(conn, data.policy) is None:
-            raise UnprocessableInput(
-                f"No policy named '{data.policy}'.",
-                errors=[{"field": "$.policy", "message": "unknown policy"}],
-            )
-        existing = await repository.get_audience(conn, audience)
-        lifetime = data.token_lifetime or ctx.settings.default_token_lifetime
-        settings = ctx.settings
-        if lifetime + settings.key_leeway > settings.key_retiring_window:
-            # A retired key must outlive every token it signed (DESIGN.md, "Keys").
-            longest = settings.key_retiring_window - settings.key_leeway
-            raise UnprocessableInput(
-                f"A token lifetime of {lifetime} s would outlive the key that signed it: "
-                f"at most {longest} s with ATTEST_KEY_RETIRING_WINDOW "
-                f"{settings.key_retiring_window} s and ATTEST_KEY_LEEWAY {settings.key_leeway} s.",
-                errors=[{"field": "$.token_lifetime", "message": f"at most {longest}"}],
-            )
-        row = await repository.upsert_audience(
-            conn, audience, data.policy, lifetime, data.binding_required
-        )
-        await audit.record(
-            conn,
-            "audience.updated",
-            occurred_at=ctx.now(),
-            actor=client.id,
-            tenant=None,
-            data={
-                "audience": audience,
-                "policy": data.policy,
-                "token_lifetime": lifetime,
-                "binding_required": data.binding_required,
-                "created": existing is None,
-            },
-        )
-    return Response(audience_view(row), status_code=201 if existing is None else 200)
+    bound, created = await policy_service.bind_audience(
+        current_client(request),
+        audience,
+        policy=data.policy,
+        token_lifetime=data.token_lifetime,
+        binding_required=data.binding_required,
+        now=now,
+    )
+    return Response(audience_view(bound), status_code=201 if created else 200)

@@ -1,4 +1,4 @@
-"""SQL for subjects."""
+"""SQL for subjects. Rows become :class:`Subject` here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from attest.db import Conn
+from attest.subjects.models import Lock, Subject
 
 __all__ = [
     "get_by_external_ref",
@@ -18,17 +19,19 @@ __all__ = [
     "revoke_subject",
 ]
 
-INSERT_SUBJECT = """
+COLUMNS = "id, tenant, external_ref, created_at, revoked_at"
+INSERT_SUBJECT = f"""
 INSERT INTO subjects (id, tenant, external_ref, created_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (tenant, external_ref) DO NOTHING
-RETURNING id, tenant, external_ref, created_at, revoked_at
+RETURNING {COLUMNS}
 """
-SELECT_BY_REF = """
-SELECT id, tenant, external_ref, created_at, revoked_at FROM subjects
-WHERE tenant = $1 AND external_ref = $2
-"""
-SELECT_BY_ID = "SELECT id, tenant, external_ref, created_at, revoked_at FROM subjects WHERE id = $1"
-SELECT_BY_ID_FOR_UPDATE = SELECT_BY_ID + " FOR UPDATE"
+SELECT_BY_REF = f"SELECT {COLUMNS} FROM subjects WHERE tenant = $1 AND external_ref = $2"
+SELECT_BY_ID = f"SELECT {COLUMNS} FROM subjects WHERE id = $1"
+SELECT_BY_ID_LOCKED = {
+    None: SELECT_BY_ID,
+    "share": SELECT_BY_ID + " FOR SHARE",
+    "update": SELECT_BY_ID + " FOR UPDATE",
+}
 INSERT_SUBJECTS = """
 INSERT INTO subjects (id, tenant, external_ref, created_at)
 SELECT gen_random_uuid(), $1, ref, $3 FROM unnest($2::text[]) AS s(ref)
@@ -38,34 +41,41 @@ RETURNING id, external_ref
 SELECT_IDS_BY_REFS = """
 SELECT id, external_ref FROM subjects WHERE tenant = $1 AND external_ref = ANY($2::text[])
 """
-REVOKE = "UPDATE subjects SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id"
+REVOKE = f"""
+UPDATE subjects SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING {COLUMNS}
+"""
+
+
+def _subject(row: asyncpg.Record | None) -> Subject | None:
+    if row is None:
+        return None
+    return Subject(
+        id=row["id"],
+        tenant=row["tenant"],
+        external_ref=row["external_ref"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
 
 
 async def insert_subject(
     conn: Conn, tenant: str, external_ref: str, now: datetime
-) -> asyncpg.Record | None:
+) -> Subject | None:
     """Insert a subject; None when the tenant already has this external_ref."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        INSERT_SUBJECT, uuid.uuid4(), tenant, external_ref, now
-    )
-    return row
+    return _subject(await conn.fetchrow(INSERT_SUBJECT, uuid.uuid4(), tenant, external_ref, now))
 
 
-async def get_by_external_ref(conn: Conn, tenant: str, external_ref: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(SELECT_BY_REF, tenant, external_ref)
-    return row
+async def get_by_external_ref(conn: Conn, tenant: str, external_ref: str) -> Subject | None:
+    return _subject(await conn.fetchrow(SELECT_BY_REF, tenant, external_ref))
 
 
-async def get_subject(
-    conn: Conn, subject_id: uuid.UUID, *, for_update: bool = False
-) -> asyncpg.Record | None:
-    sql = SELECT_BY_ID_FOR_UPDATE if for_update else SELECT_BY_ID
-    row: asyncpg.Record | None = await conn.fetchrow(sql, subject_id)
-    return row
+async def get_subject(conn: Conn, subject_id: uuid.UUID, *, lock: Lock = None) -> Subject | None:
+    return _subject(await conn.fetchrow(SELECT_BY_ID_LOCKED[lock], subject_id))
 
 
-async def revoke_subject(conn: Conn, subject_id: uuid.UUID, now: datetime) -> bool:
-    return await conn.fetchval(REVOKE, subject_id, now) is not None
+async def revoke_subject(conn: Conn, subject_id: uuid.UUID, now: datetime) -> Subject | None:
+    """Mark the subject revoked; None when it already was."""
+    return _subject(await conn.fetchrow(REVOKE, subject_id, now))
 
 
 async def insert_subjects(

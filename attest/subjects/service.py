@@ -1,54 +1,33 @@
-"""Subject lookup with tenant isolation: a client never learns of another tenant's subjects."""
+"""Subjects: onboard (idempotent per tenant and external_ref), find with tenant isolation,
+revoke. A client never learns of another tenant's subjects.
+
+``resolve`` and the repository passthroughs take a connection so that other use cases
+(evidence, issuance) read and lock the subject inside their own transaction.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 
-from attest.clients.service import Client
+from attest.audit import service as audit
+from attest.clients.models import Client
 from attest.db import Conn
 from attest.errors import Forbidden, NotFound
+from attest.ids import parse_uuid
 from attest.subjects import repository
+from attest.subjects.models import Lock, Subject
 
-__all__ = ["parse_uuid", "resolve_subject", "target_tenant"]
-
-
-def parse_uuid(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        # An id that cannot exist is just an unknown id.
-        raise NotFound(f"No {what} with this id.") from None
-
-
-async def resolve_subject(
-    conn: Conn,
-    client: Client,
-    *,
-    subject_id: str | None = None,
-    external_ref: str | None = None,
-    tenant: str | None = None,
-    for_update: bool = False,
-) -> asyncpg.Record:
-    """Find a subject the client may see, by id or by external_ref in its tenant."""
-    row: asyncpg.Record | None
-    if subject_id is not None:
-        row = await repository.get_subject(
-            conn, parse_uuid(subject_id, "subject"), for_update=for_update
-        )
-    elif external_ref is not None:
-        row = await repository.get_by_external_ref(
-            conn, target_tenant(client, tenant), external_ref
-        )
-        if row is not None and for_update:
-            row = await repository.get_subject(conn, row["id"], for_update=True)
-    else:
-        raise NotFound("No subject named.")
-    # Same answer for "does not exist" and "belongs to another tenant".
-    if row is None or not client.can_see(row["tenant"]):
-        raise NotFound("No subject with this id.")
-    return row
+__all__ = [
+    "SubjectService",
+    "create_many",
+    "ids_by_external_refs",
+    "lock",
+    "resolve",
+    "target_tenant",
+]
 
 
 def target_tenant(client: Client, requested: str | None) -> str:
@@ -58,3 +37,100 @@ def target_tenant(client: Client, requested: str | None) -> str:
     if not client.is_admin:
         raise Forbidden("A client acts only in its own tenant.")
     return requested
+
+
+async def resolve(
+    conn: Conn,
+    client: Client,
+    *,
+    subject_id: str | None = None,
+    external_ref: str | None = None,
+    tenant: str | None = None,
+    lock: Lock = None,
+) -> Subject:
+    """Find a subject the client may see, by id or by external_ref in its tenant; with
+    ``lock``, the row is locked until the end of the caller's transaction."""
+    found: Subject | None
+    if subject_id is not None:
+        found = await repository.get_subject(conn, parse_uuid(subject_id, "subject"), lock=lock)
+    elif external_ref is not None:
+        found = await repository.get_by_external_ref(
+            conn, target_tenant(client, tenant), external_ref
+        )
+        if found is not None and lock is not None:
+            found = await repository.get_subject(conn, found.id, lock=lock)
+    else:
+        raise NotFound("No subject named.")
+    # Same answer for "does not exist" and "belongs to another tenant".
+    if found is None or not client.can_see(found.tenant):
+        raise NotFound("No subject with this id.")
+    return found
+
+
+async def lock(conn: Conn, subject_id: uuid.UUID) -> Subject | None:
+    """Lock a subject for a change of its eligibility (evidence closed, approved) until
+    the end of the caller's transaction: a token decision in flight finishes first."""
+    return await repository.get_subject(conn, subject_id, lock="update")
+
+
+async def ids_by_external_refs(
+    conn: Conn, tenant: str, external_refs: list[str]
+) -> dict[str, uuid.UUID]:
+    return await repository.ids_by_external_refs(conn, tenant, external_refs)
+
+
+async def create_many(
+    conn: Conn, tenant: str, external_refs: list[str], now: datetime
+) -> dict[str, uuid.UUID]:
+    """Insert the subjects the tenant does not have yet (no audit events: the caller
+    records them with what it onboarded alongside)."""
+    return await repository.insert_subjects(conn, tenant, external_refs, now)
+
+
+class SubjectService:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def onboard(
+        self, client: Client, external_ref: str, tenant: str | None, now: datetime
+    ) -> tuple[Subject, bool]:
+        """The subject with this external_ref, created if new (True) or existing (False)."""
+        target = target_tenant(client, tenant)
+        async with self._pool.acquire() as conn, conn.transaction():
+            created = await repository.insert_subject(conn, target, external_ref, now)
+            if created is None:
+                existing = await repository.get_by_external_ref(conn, target, external_ref)
+                assert existing is not None  # noqa: S101 - the conflicting row exists
+                return existing, False
+            # The external reference is the identity team's own key: it stays out of the
+            # audit log.
+            await audit.record(
+                conn,
+                "subject.onboarded",
+                occurred_at=now,
+                actor=client.id,
+                tenant=target,
+                subject_id=created.id,
+            )
+        return created, True
+
+    async def revoke(
+        self, client: Client, subject_id: str, *, reason_given: bool, now: datetime
+    ) -> Subject:
+        """Revoke a subject's eligibility. It waits for a token decision in flight for the
+        subject (which holds the row FOR SHARE) and every later one sees it."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            subject = await resolve(conn, client, subject_id=subject_id, lock="update")
+            revoked = await repository.revoke_subject(conn, subject.id, now)
+            if revoked is None:
+                return subject
+            await audit.record(
+                conn,
+                "subject.revoked",
+                occurred_at=now,
+                actor=client.id,
+                tenant=subject.tenant,
+                subject_id=subject.id,
+                data={"reason_given": reason_given},
+            )
+        return revoked

@@ -1,119 +1,270 @@
-"""Token rules: claims, pairwise subjects, holder keys, attestation records. No SQL, no HTTP."""
+"""Token issuance, in one use case: decide, sign, record, or deny and record.
+
+The decision is made on data read inside the transaction that records the token:
+
+1. the audience's advisory lock is taken shared (policy.service.audience_for_decision):
+   publishing a version of its policy or rebinding it takes that lock exclusive;
+2. the subject row is read FOR SHARE: revoking the subject and every change of its
+   evidence lock that row FOR UPDATE (subjects.service, evidence.service);
+3. the policy and the evidence are read and evaluated, the token signed, and the
+   attestation and its audit event inserted; then the transaction commits.
+
+So an eligibility change that commits first is always seen, and one that arrives while a
+decision is in flight waits for it to commit: no token is recorded after a revocation,
+withdrawal or policy change of the subject it was decided for.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import secrets
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+import asyncpg
 
-from attest.errors import InvalidHolderKey
-from attest.keys.jwk import b64url, thumbprint
+from attest.audit import service as audit
+from attest.clients.models import Client
+from attest.db import Conn
+from attest.errors import (
+    InvalidInput,
+    NotEligible,
+    NotFound,
+    ServiceUnavailable,
+    UnknownAudience,
+    UnprocessableInput,
+)
+from attest.keys.keyring import Keyring
+from attest.metrics import Metrics
+from attest.policy import service as policies
 from attest.policy.engine import Decision
+from attest.policy.models import Audience, Eligibility
+from attest.settings import Settings
+from attest.subjects import service as subjects
+from attest.subjects.models import Subject
+from attest.tokens import repository
+from attest.tokens.claims import (
+    ATTESTATION_TYPE,
+    TOKEN_TYPE,
+    build_claims,
+    holder_thumbprint,
+    new_jti,
+    pairwise_sub,
+    token_sha256,
+)
+from attest.tokens.models import Attestation, IssuedToken, IssueRequest, NewAttestation
 
-__all__ = [
-    "TOKEN_TYPE",
-    "build_claims",
-    "holder_thumbprint",
-    "new_jti",
-    "pairwise_sub",
-    "token_sha256",
-]
+__all__ = ["TokenService"]
 
-TOKEN_TYPE = "elig+jwt"  # noqa: S105 - a media type, not a secret
-ATTESTATION_TYPE = "attestation+jwt"
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-
-
-def pairwise_sub(key: bytes, subject_id: str, audience: str) -> str:
-    """HMAC of subject id and audience: two audiences cannot link one person."""
-    mac = hmac.new(key, f"{subject_id}\x00{audience}".encode(), hashlib.sha256).digest()
-    return b64url(mac)
-
-
-def new_jti() -> str:
-    return b64url(secrets.token_bytes(16))
+log = logging.getLogger(__name__)
 
 
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
+@dataclass(frozen=True, slots=True)
+class _Denied:
+    decision: Decision
 
 
-def _b64_decode(value: object, length: int, field: str) -> bytes:
-    if not isinstance(value, str) or not value or "=" in value:
-        raise ValueError(f"{field} must be unpadded base64url")
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (ValueError, TypeError):
-        raise ValueError(f"{field} must be unpadded base64url") from None
-    if len(raw) != length or b64url(raw) != value:
-        raise ValueError(f"{field} must encode {length} bytes")
-    return raw
+def _reason_view(decision: Decision) -> list[dict[str, str]]:
+    return [{"code": r.code, "message": r.message, "rule": r.path} for r in decision.reasons]
 
 
-def _check_holder_jwk(jwk: Mapping[str, Any]) -> str:
-    if _PRIVATE_MEMBERS & set(jwk):
-        raise ValueError("holder_jwk must be a public key: it has private members")
-    kty, crv = jwk.get("kty"), jwk.get("crv")
-    if kty == "EC" and crv == "P-256":
-        x = _b64_decode(jwk.get("x"), 32, "x")
-        y = _b64_decode(jwk.get("y"), 32, "y")
-        # Loading checks that the point is on the curve.
-        ec.EllipticCurvePublicNumbers(
-            int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
-        ).public_key()
-    elif kty == "OKP" and crv == "Ed25519":
-        ed25519.Ed25519PublicKey.from_public_bytes(_b64_decode(jwk.get("x"), 32, "x"))
-    else:
-        raise ValueError("holder_jwk must be an EC P-256 or OKP Ed25519 public key")
-    if jwk.get("use") not in (None, "sig"):
-        raise ValueError("holder_jwk must be a signing key")
-    return thumbprint(dict(jwk))
+class TokenService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        *,
+        keyring: Keyring,
+        pairwise_key: bytes,
+        metrics: Metrics,
+    ) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._keyring = keyring
+        self._pairwise_key = pairwise_key
+        self._metrics = metrics
 
+    async def issue(self, client: Client, request: IssueRequest, now: datetime) -> IssuedToken:
+        """A signed, recorded eligibility token, or NotEligible (recorded) with reasons."""
+        if (request.subject_id is None) == (request.external_ref is None):
+            raise InvalidInput(
+                "Name the subject by exactly one of subject_id and external_ref.",
+                errors=[
+                    {"field": "$.subject_id", "message": "exactly one of subject_id, external_ref"}
+                ],
+            )
+        cnf_jkt = holder_thumbprint(request.holder_jwk) if request.holder_jwk is not None else None
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    outcome = await self._decide_and_record(conn, client, request, cnf_jkt, now)
+            except asyncpg.DataError:
+                raise  # a value the request sent that PostgreSQL cannot hold: a 400 problem
+            except (asyncpg.PostgresError, OSError) as exc:
+                # No record, no token: the token is dropped here and never leaves the service.
+                log.warning("token not recorded, not returned: %s", type(exc).__name__)
+                raise ServiceUnavailable(
+                    "The token could not be recorded; none was issued."
+                ) from exc
+        if isinstance(outcome, _Denied):
+            decision = outcome.decision
+            self._metrics.tokens_denied.labels(request.audience).inc()
+            reasons = _reason_view(decision)
+            raise NotEligible(
+                "The subject is not eligible for this audience.",
+                reasons=[r["message"] for r in reasons],
+                reason_details=reasons,
+                policy=decision.policy,
+                policy_version=decision.policy_version,
+            )
+        self._metrics.tokens_issued.labels(request.audience).inc()
+        return outcome
 
-def holder_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """Validate a holder's public key (P-256 or Ed25519) and return its RFC 7638 thumbprint."""
-    try:
-        return _check_holder_jwk(jwk)
-    except ValueError as exc:
-        raise InvalidHolderKey(
-            "The holder key is not acceptable.",
-            errors=[{"field": "$.holder_jwk", "message": str(exc)}],
-        ) from None
+    async def _decide_and_record(
+        self,
+        conn: Conn,
+        client: Client,
+        request: IssueRequest,
+        cnf_jkt: str | None,
+        now: datetime,
+    ) -> IssuedToken | _Denied:
+        """Inside the recording transaction (see the module docstring for the locks)."""
+        audience = await policies.audience_for_decision(conn, request.audience)
+        if audience is None:
+            raise UnknownAudience(
+                f"The audience '{request.audience}' is not registered, so it is not restricted."
+            )
+        if audience.binding_required and cnf_jkt is None:
+            raise UnprocessableInput(
+                "This audience requires holder binding: send holder_jwk.",
+                errors=[{"field": "$.holder_jwk", "message": "required by the audience"}],
+            )
+        subject = await subjects.resolve(
+            conn,
+            client,
+            subject_id=request.subject_id,
+            external_ref=request.external_ref,
+            tenant=request.tenant,
+            lock="share",
+        )
+        eligibility = await policies.decide(conn, subject, audience.policy_name, now)
+        decision = eligibility.decision
+        if not decision.eligible:
+            await audit.record(
+                conn,
+                "token.denied",
+                occurred_at=now,
+                actor=client.id,
+                tenant=subject.tenant,
+                subject_id=subject.id,
+                data={
+                    "audience": request.audience,
+                    "policy": decision.policy,
+                    "policy_version": decision.policy_version,
+                    "policy_digest": decision.policy_digest,
+                    "reasons": [r.code for r in decision.reasons],
+                },
+            )
+            return _Denied(decision)
+        return await self._sign_and_record(
+            conn, client, subject, audience, eligibility, cnf_jkt, now
+        )
 
-
-def build_claims(
-    *,
-    issuer: str,
-    sub: str,
-    audience: str,
-    now: datetime,
-    lifetime: int,
-    jti: str,
-    decision: Decision,
-    cnf_jkt: str | None,
-) -> dict[str, Any]:
-    iat = int(now.timestamp())
-    claims: dict[str, Any] = {
-        "iss": issuer,
-        "sub": sub,
-        "aud": audience,
-        "iat": iat,
-        "nbf": iat,
-        "exp": iat + lifetime,
-        "jti": jti,
-        "eligibility": {
-            "policy": decision.policy,
-            "policy_version": decision.policy_version,
-            "policy_digest": decision.policy_digest,
+    async def _sign_and_record(
+        self,
+        conn: Conn,
+        client: Client,
+        subject: Subject,
+        audience: Audience,
+        eligibility: Eligibility,
+        cnf_jkt: str | None,
+        now: datetime,
+    ) -> IssuedToken:
+        decision = eligibility.decision
+        assert decision.assurance is not None  # noqa: S101 - an eligible decision has one
+        signer = await self._keyring.active(conn)
+        jti = new_jti()
+        sub = pairwise_sub(self._pairwise_key, str(subject.id), audience.audience)
+        claims = build_claims(
+            issuer=self._settings.issuer,
+            sub=sub,
+            audience=audience.audience,
+            now=now,
+            lifetime=audience.token_lifetime,
+            jti=jti,
+            decision=decision,
+            cnf_jkt=cnf_jkt,
+        )
+        token = signer.sign_jwt(claims, TOKEN_TYPE)
+        digest = token_sha256(token)
+        issued_at = datetime.fromtimestamp(claims["iat"], UTC)
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        signed = {
+            "jti": jti,
+            "subject_id": str(subject.id),
+            "audience": audience.audience,
+            "sub": sub,
+            "policy": {
+                "name": decision.policy,
+                "version": decision.policy_version,
+                "digest": decision.policy_digest,
+            },
             "assurance": decision.assurance,
-        },
-    }
-    if cnf_jkt is not None:
-        claims["cnf"] = {"jkt": cnf_jkt}
-    return claims
+            "evidence_ids": [str(e) for e in eligibility.evidence_ids],
+            "kid": signer.kid,
+            "token_sha256": digest,
+            "cnf_jkt": cnf_jkt,
+            "iat": claims["iat"],
+            "exp": claims["exp"],
+        }
+        await repository.insert_attestation(
+            conn,
+            NewAttestation(
+                jti=jti,
+                subject_id=subject.id,
+                tenant=subject.tenant,
+                audience=audience.audience,
+                sub=sub,
+                policy_name=decision.policy,
+                policy_version=decision.policy_version,
+                policy_digest=decision.policy_digest,
+                assurance=decision.assurance,
+                evidence_ids=eligibility.evidence_ids,
+                kid=signer.kid,
+                token_sha256=digest,
+                cnf_jkt=cnf_jkt,
+                issued_at=issued_at,
+                expires_at=expires_at,
+                requested_by=client.id,
+                signature=signer.sign_jwt(signed, ATTESTATION_TYPE),
+            ),
+        )
+        await audit.record(
+            conn,
+            "token.issued",
+            occurred_at=now,
+            actor=client.id,
+            tenant=subject.tenant,
+            subject_id=subject.id,
+            data={
+                "jti": jti,
+                "audience": audience.audience,
+                "policy": decision.policy,
+                "policy_version": decision.policy_version,
+                "policy_digest": decision.policy_digest,
+                "assurance": decision.assurance,
+                "kid": signer.kid,
+                "token_sha256": digest,
+                "bound": cnf_jkt is not None,
+            },
+        )
+        return IssuedToken(token, jti, expires_at)
+
+    async def attestation(self, client: Client, jti: str) -> Attestation:
+        """The signed attestation behind a token, for an auditor who may see its tenant."""
+        found = None
+        if len(jti) <= 64:
+            async with self._pool.acquire() as conn:
+                found = await repository.get_attestation(conn, jti)
+        if found is None or not client.can_see(found.record.tenant):
+            raise NotFound("No attestation with this jti.")
+        return found

@@ -9,6 +9,7 @@ retry, or an import resumed after an interruption) changes nothing.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ import msgspec
 
 from attest.errors import UnprocessableInput
 from attest.evidence.intake import Assessed, SubmitEvidence, assess_submission
+from attest.evidence.models import NewEvidence
 from attest.http.bodies import Body, Ref, TenantName
 from attest.settings import Settings
 
@@ -24,6 +26,7 @@ __all__ = [
     "BATCH_PATH",
     "MAX_EVIDENCE_PER_ITEM",
     "BatchItem",
+    "BatchItemResult",
     "BatchRequest",
     "PlannedItem",
     "plan_batch",
@@ -63,6 +66,16 @@ class PlannedItem:
     @property
     def valid(self) -> bool:
         return not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItemResult:
+    """What became of one item: ``created``, ``existing`` or ``invalid``."""
+
+    item: PlannedItem
+    status: str
+    subject_id: uuid.UUID | None
+    evidence: list[NewEvidence]
 
 
 def _convert(index: int, raw: Any) -> BatchItem | list[dict[str, str]]:

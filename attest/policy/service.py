@@ -1,0 +1,206 @@
+"""Policies and audiences: read, publish a version, dry-run a decision, bind audiences.
+
+``decide`` is the one place where a subject's eligibility is decided, for a token and for
+a dry run alike: the latest version of the policy, evaluated (purely) on the subject's
+verified evidence, read on the caller's connection. Issuance calls it inside its recording
+transaction after :func:`audience_for_decision` has taken the audience's lock shared;
+publishing a version of a policy, or rebinding an audience, takes that lock exclusive, so
+a decision in flight finishes first and every later one sees the change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from attest.audit import service as audit
+from attest.clients.models import Client
+from attest.db import Conn
+from attest.errors import Conflict, NotFound, UnprocessableInput
+from attest.evidence import service as evidence
+from attest.policy import repository
+from attest.policy.document import PolicyDocumentError, policy_digest, validate_policy_document
+from attest.policy.engine import evaluate
+from attest.policy.facts import facts_from_evidence
+from attest.policy.models import Audience, Eligibility, PolicyVersion, VersionSummary
+from attest.settings import Settings
+from attest.subjects import service as subjects
+from attest.subjects.models import Subject
+
+__all__ = ["PolicyService", "audience_for_decision", "decide"]
+
+
+async def decide(conn: Conn, subject: Subject, policy_name: str, now: datetime) -> Eligibility:
+    """Evaluate the latest version of a policy for a subject (pure evaluation on data read
+    on ``conn``); the evidence ids are those current at ``now``."""
+    policy = await repository.latest_policy(conn, policy_name)
+    if policy is None:
+        raise UnprocessableInput(f"The policy '{policy_name}' does not exist.")
+    verified = await evidence.verified_for_subject(conn, subject.id)
+    decision = evaluate(
+        policy.document, facts_from_evidence(verified), now=now, revoked=subject.revoked
+    )
+    current = [e.id for e in verified if e.reverify_at is not None and e.reverify_at > now]
+    return Eligibility(decision, current)
+
+
+async def audience_for_decision(conn: Conn, audience: str) -> Audience | None:
+    """The audience, read after taking its lock shared until the end of the caller's
+    transaction (see the module docstring)."""
+    await repository.lock_audience(conn, audience, "share")
+    return await repository.get_audience(conn, audience)
+
+
+class PolicyService:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    async def latest(self, name: str) -> tuple[PolicyVersion, list[VersionSummary]]:
+        async with self._pool.acquire() as conn:
+            latest = await repository.latest_policy(conn, name)
+            if latest is None:
+                raise NotFound(f"No policy named '{name}'.")
+            return latest, await repository.list_versions(conn, name)
+
+    async def version(self, name: str, version: int) -> PolicyVersion:
+        found = None
+        # Versions are PostgreSQL integers: a larger number cannot exist (and would not bind).
+        if 1 <= version <= 2**31 - 1:
+            async with self._pool.acquire() as conn:
+                found = await repository.get_policy(conn, name, version)
+        if found is None:
+            raise NotFound(f"No version {version} of policy '{name}'.")
+        return found
+
+    async def publish(
+        self, client: Client, name: str, document: dict[str, Any], now: datetime
+    ) -> PolicyVersion:
+        """Publish the next version. The document's version, if given, must be the next."""
+        document = dict(document)
+        if document.get("name", name) != name:
+            raise UnprocessableInput(
+                "The document's name differs from the path.",
+                errors=[{"field": "$.name", "message": f"must be '{name}'"}],
+            )
+        document["name"] = name
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Decisions in flight under this policy finish first; later ones see the version.
+            for audience in await repository.audiences_of_policy(conn, name):
+                await repository.lock_audience(conn, audience, "exclusive")
+            latest = await repository.latest_policy(conn, name)
+            next_version = 1 if latest is None else latest.version + 1
+            requested = document.get("version")
+            if requested is not None and requested != next_version:
+                raise Conflict(
+                    f"The next version of '{name}' is {next_version}; omit 'version' or send it.",
+                    next_version=next_version,
+                )
+            document["version"] = next_version
+            try:
+                document = validate_policy_document(document)
+            except PolicyDocumentError as exc:
+                raise UnprocessableInput(
+                    "The policy document is invalid.",
+                    errors=[{"field": exc.path, "message": exc.message}],
+                ) from None
+            digest = policy_digest(document)
+            published = await repository.insert_policy(conn, document, digest, client.id)
+            if published is None:
+                raise Conflict("Another version was published at the same time; retry.")
+            await audit.record(
+                conn,
+                "policy.published",
+                occurred_at=now,
+                actor=client.id,
+                tenant=None,
+                data={"policy": name, "version": next_version, "digest": digest},
+            )
+        return published
+
+    async def evaluate(
+        self,
+        client: Client,
+        name: str,
+        *,
+        subject_id: str | None,
+        external_ref: str | None,
+        tenant: str | None,
+        now: datetime,
+    ) -> Eligibility:
+        """Dry run: the decision and every reason; nothing is issued or recorded."""
+        if (subject_id is None) == (external_ref is None):
+            raise UnprocessableInput(
+                "Name the subject by exactly one of subject_id and external_ref."
+            )
+        async with self._pool.acquire() as conn:
+            if await repository.latest_policy(conn, name) is None:
+                raise NotFound(f"No policy named '{name}'.")
+            subject = await subjects.resolve(
+                conn, client, subject_id=subject_id, external_ref=external_ref, tenant=tenant
+            )
+            return await decide(conn, subject, name, now)
+
+    async def audience(self, audience: str) -> Audience:
+        async with self._pool.acquire() as conn:
+            found = await repository.get_audience(conn, audience)
+        if found is None:
+            raise NotFound(f"The audience '{audience}' is not registered.")
+        return found
+
+    async def audiences(self) -> list[Audience]:
+        return await repository.list_audiences(self._pool)
+
+    async def bind_audience(
+        self,
+        client: Client,
+        audience: str,
+        *,
+        policy: str,
+        token_lifetime: int | None,
+        binding_required: bool,
+        now: datetime,
+    ) -> tuple[Audience, bool]:
+        """Register or rebind an audience; True when it was created."""
+        if not 1 <= len(audience) <= 256:
+            raise UnprocessableInput("An audience name has 1 to 256 characters.")
+        settings = self._settings
+        async with self._pool.acquire() as conn, conn.transaction():
+            await repository.lock_audience(conn, audience, "exclusive")
+            if await repository.latest_policy(conn, policy) is None:
+                raise UnprocessableInput(
+                    f"No policy named '{policy}'.",
+                    errors=[{"field": "$.policy", "message": "unknown policy"}],
+                )
+            existing = await repository.get_audience(conn, audience)
+            lifetime = token_lifetime or settings.default_token_lifetime
+            if lifetime + settings.key_leeway > settings.key_retiring_window:
+                # A retired key must outlive every token it signed (DESIGN.md, "Keys").
+                longest = settings.key_retiring_window - settings.key_leeway
+                raise UnprocessableInput(
+                    f"A token lifetime of {lifetime} s would outlive the key that signed it: "
+                    f"at most {longest} s with ATTEST_KEY_RETIRING_WINDOW "
+                    f"{settings.key_retiring_window} s and ATTEST_KEY_LEEWAY "
+                    f"{settings.key_leeway} s.",
+                    errors=[{"field": "$.token_lifetime", "message": f"at most {longest}"}],
+                )
+            bound = await repository.upsert_audience(
+                conn, audience, policy, lifetime, binding_required
+            )
+            await audit.record(
+                conn,
+                "audience.updated",
+                occurred_at=now,
+                actor=client.id,
+                tenant=None,
+                data={
+                    "audience": audience,
+                    "policy": policy,
+                    "token_lifetime": lifetime,
+                    "binding_required": binding_required,
+                    "created": existing is None,
+                },
+            )
+        return bound, existing is None
