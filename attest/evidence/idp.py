@@ -100,7 +100,6 @@ class AssertionResult:
     assurance: str | None = None
     citizenship: list[str] | None = None
     verified_at: datetime | None = None
-    trust_framework: str | None = None
     max_age: timedelta | None = None  # the provider's limit on the verification's age
 
     @property
@@ -197,7 +196,7 @@ def check_assertion(
             return _fail("missing_claim", f"{name} must be a non-empty string.")
     expires = datetime.fromtimestamp(claims["exp"], UTC)
     known = {"issuer": provider.issuer, "jti": claims["jti"], "expires_at": expires}
-    reasons, assurance, citizenship, verified_at, framework = assess_verified_claims(
+    reasons, assurance, citizenship, verified_at = assess_verified_claims(
         claims, provider, now
     )
     return AssertionResult(
@@ -205,7 +204,6 @@ def check_assertion(
         assurance=assurance,
         citizenship=citizenship,
         verified_at=verified_at,
-        trust_framework=framework,
         max_age=provider.max_age,
         **known,
     )
@@ -257,13 +255,14 @@ def _nationalities(claims: Mapping[str, Any]) -> list[str] | None:
 
 def assess_verified_claims(
     claims: Mapping[str, Any], provider: TrustedProvider, now: datetime
-) -> tuple[list[IdpReason], str | None, list[str] | None, datetime | None, str | None]:
-    """Step 6: (reasons, assurance, citizenship, verification time, trust framework)."""
+) -> tuple[list[IdpReason], str | None, list[str] | None, datetime | None]:
+    """Step 6: (reasons, assurance, citizenship, verification time). The trust framework
+    only decides the assurance (the provider's mapping); it is not kept."""
     blocks = claims.get("verified_claims")
     if isinstance(blocks, dict):
         blocks = [blocks]
     if not isinstance(blocks, list) or not blocks or not all(isinstance(b, dict) for b in blocks):
-        return [IdpReason("missing_claim", "verified_claims is missing.")], None, None, None, None
+        return [IdpReason("missing_claim", "verified_claims is missing.")], None, None, None
     reasons: list[IdpReason] = []
     # OIDC4IDA 5.1: each block pairs one verification with the claims it verified; the
     # first block that names nationalities decides.
@@ -273,7 +272,7 @@ def assess_verified_claims(
     )
     verification = block.get("verification")
     if not isinstance(verification, dict):
-        return [IdpReason("missing_claim", "verification is missing.")], None, None, None, None
+        return [IdpReason("missing_claim", "verification is missing.")], None, None, None
     framework = verification.get("trust_framework")
     level = verification.get("assurance_level")
     assurance: str | None = None
@@ -312,7 +311,7 @@ def assess_verified_claims(
                 "claims.nationalities is missing or names no state by an ICAO/ISO code.",
             )
         )
-    return reasons, assurance, citizenship, verified_at, framework
+    return reasons, assurance, citizenship, verified_at
 
 
 def _provider(item: Any, where: str, base: Path) -> TrustedProvider:
