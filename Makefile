@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check attest tests bench
 	$(BIN)/ruff format --check attest tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest -q

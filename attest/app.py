@@ -20,7 +20,6 @@ from attest import __version__
 from attest.audit.routes import list_audit_events
 from attest.audit.service import AuditService
 from attest.bootstrap import bootstrap
-from attest.clients import guards
 from attest.clients.routes import create_client
 from attest.clients.service import ClientService
 from attest.clock import Clock, utc_now
@@ -36,6 +35,7 @@ from attest.evidence.routes import (
     withdraw_evidence,
 )
 from attest.evidence.service import EvidenceService, Providers
+from attest.http import auth
 from attest.http.context import AppContext, app_context
 from attest.http.problems import exception_handlers
 from attest.keys.keyring import Keyring, open_keystore
@@ -164,7 +164,7 @@ def _services(
     metrics: Metrics,
 ) -> None:
     """Build every service once and put them where handlers (and guards) find them."""
-    app.state[guards.STATE_KEY] = ClientService(pool)
+    app.state[auth.STATE_KEY] = ClientService(pool)
     app.state["audit_service"] = AuditService(pool)
     app.state["subject_service"] = SubjectService(pool)
     app.state["evidence_service"] = EvidenceService(

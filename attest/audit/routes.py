@@ -11,8 +11,8 @@ from litestar.params import FromQuery, QueryParameter
 
 from attest.audit.models import AuditEvent, AuditQuery
 from attest.audit.service import AuditService
-from attest.clients.guards import current_client, requires
 from attest.errors import UnprocessableInput
+from attest.http.auth import current_client, requires
 from attest.ids import parse_uuid
 
 __all__ = ["list_audit_events"]

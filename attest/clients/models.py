@@ -1,42 +1,14 @@
-"""API clients as the service sees them: scopes, the authenticated client, a new key."""
+"""API clients: the authenticated principal (defined in attest.principal, for the HTTP
+guards below the domains), a new key, a client just created."""
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from dataclasses import dataclass
 
+from attest.principal import ALL_SCOPES, Client
+
 __all__ = ["ALL_SCOPES", "Client", "CreatedClient", "NewKey"]
-
-ALL_SCOPES: tuple[str, ...] = (
-    "clients:admin",
-    "subjects:write",
-    "subjects:read",
-    "subjects:revoke",
-    "evidence:write",
-    "evidence:review",
-    "tokens:issue",
-    "policies:read",
-    "policies:write",
-    "audiences:read",
-    "audiences:write",
-    "audit:read",
-    "keys:admin",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """An authenticated API client: who acts, in which tenant, with which scopes."""
-
-    id: uuid.UUID
-    name: str
-    tenant: str
-    scopes: frozenset[str]
-    is_admin: bool
-
-    def can_see(self, tenant: str) -> bool:
-        return self.is_admin or hmac.compare_digest(self.tenant.encode(), tenant.encode())
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,9 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from attest.clients.guards import current_client, requires
 from attest.clients.models import ALL_SCOPES
 from attest.clients.service import ClientService
+from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Name, TenantName
 
 __all__ = ["create_client"]

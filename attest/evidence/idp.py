@@ -196,9 +196,7 @@ def check_assertion(
             return _fail("missing_claim", f"{name} must be a non-empty string.")
     expires = datetime.fromtimestamp(claims["exp"], UTC)
     known = {"issuer": provider.issuer, "jti": claims["jti"], "expires_at": expires}
-    reasons, assurance, citizenship, verified_at = assess_verified_claims(
-        claims, provider, now
-    )
+    reasons, assurance, citizenship, verified_at = assess_verified_claims(claims, provider, now)
     return AssertionResult(
         reasons,
         assurance=assurance,

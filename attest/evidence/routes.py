@@ -10,10 +10,10 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from attest.clients.guards import current_client, requires
 from attest.evidence.intake import SubmitEvidence
 from attest.evidence.service import EvidenceService
 from attest.evidence.views import evidence_view
+from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
 
 __all__ = ["approve_evidence", "reject_evidence", "submit_evidence", "withdraw_evidence"]

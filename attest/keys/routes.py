@@ -10,8 +10,8 @@ import asyncpg
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
-from attest.clients.guards import current_client, requires
 from attest.errors import InvalidInput, ServiceUnavailable
+from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
 from attest.http.context import AppContext, app_context
 from attest.keys import lifecycle, repository

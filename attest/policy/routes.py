@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from attest.clients.guards import current_client, requires
+from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Ref, TenantName
 from attest.policy.models import Audience, PolicyVersion
 from attest.policy.service import PolicyService

@@ -11,10 +11,10 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
-from attest.clients.guards import current_client, requires
 from attest.evidence.batch import BATCH_PATH, BatchItemResult, BatchRequest
 from attest.evidence.service import EvidenceService
 from attest.evidence.views import evidence_view
+from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Name, Ref, TenantName
 from attest.settings import Settings
 from attest.subjects.models import Subject

@@ -9,7 +9,7 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from attest.clients.guards import current_client, requires
+from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Ref, TenantName
 from attest.tokens.models import IssueRequest
 from attest.tokens.service import TokenService

@@ -1,24 +1,32 @@
-"""Bearer API-key authentication and per-route scope guards (HTTP side of clients)."""
+"""Bearer API-key authentication and per-route scope guards.
+
+The guard knows only the :class:`Authenticator` protocol; create_app puts the clients
+service, which implements it, on the application state (guards cannot use dependency
+injection), so this module sits below the domains.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from attest.clients.models import Client
-from attest.clients.service import ClientService
 from attest.errors import InsufficientScope, Unauthenticated
+from attest.principal import Client
 
-__all__ = ["STATE_KEY", "current_client", "requires"]
+__all__ = ["STATE_KEY", "Authenticator", "current_client", "requires"]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
-#: Where create_app puts the ClientService on the application state (guards cannot use
-#: dependency injection, so they read it from there).
+#: Where create_app puts the authenticator (the clients service) on the application state.
 STATE_KEY = "client_service"
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, api_key: str) -> Client:
+        """The client a presented key belongs to, or Unauthenticated."""
 
 
 async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Client:
@@ -26,7 +34,7 @@ async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Clien
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Send 'Authorization: Bearer <api key>'.")
-    service: ClientService = connection.app.state[STATE_KEY]
+    service: Authenticator = connection.app.state[STATE_KEY]
     return await service.authenticate(token.strip())
 
 
