@@ -134,7 +134,8 @@ from ._errors import (
     WrongIssuer,
     WrongType,
 )
-from ._keys import JWKSFile, KeySource, RemoteJWKS, StaticJWKS
+from ._remote import RemoteJWKS
+from ._sources import JWKSFile, KeySource, StaticJWKS
 from ._status import LocalStatusList, StatusHook
 from ._verifier import Verifier
 

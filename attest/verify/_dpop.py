@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 
 from . import _errors as e
 from ._jose import b64decode, json_object
-from ._keys import VerificationKey, admit_holder_key
+from ._jwk import VerificationKey, admit_holder_key
 
 __all__ = [
     "DPOP_TYPE",

@@ -21,7 +21,8 @@ from ._jose import DECODER as _DECODER
 from ._jose import b64decode as _b64decode
 from ._jose import json_object as _json_object
 from ._jose import json_text_object as _json_text_object
-from ._keys import KeySource, NeedsFetchError, StaticJWKS, VerificationKey
+from ._jwk import VerificationKey
+from ._sources import KeySource, NeedsFetchError, StaticJWKS
 from ._status import StatusHook
 
 __all__ = ["ASSURANCE_LEVELS", "MAX_LIFETIME", "MAX_TOKEN_BYTES", "TOKEN_TYPE", "Verifier"]
