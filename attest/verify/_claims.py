@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _errors as e
+from .contract import ASSURANCE_LEVELS, ASSURANCE_RANK
+from .contract import HARD_MAX_TOKEN_LIFETIME as MAX_LIFETIME
 
-__all__ = ["ASSURANCE_LEVELS", "MAX_LIFETIME", "N_REQUIRED", "REQUIRED_CLAIMS", "ClaimChecks"]
+__all__ = ["N_REQUIRED", "REQUIRED_CLAIMS", "ClaimChecks"]
 
-#: Hard cap on ``exp - iat`` in seconds (DESIGN.md "Eligibility token (v1)").
-MAX_LIFETIME = 3600
-#: Assurance levels in increasing order (NIST SP 800-63A IAL1..IAL3).
-ASSURANCE_LEVELS = ("IAL1", "IAL2", "IAL3")
-_ASSURANCE_RANK = {name: rank for rank, name in enumerate(ASSURANCE_LEVELS)}
+# A plain dict copy of the contract's read-only mapping: one lookup per token, at dict speed.
+_ASSURANCE_RANK = dict(ASSURANCE_RANK)
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "eligibility")
 N_REQUIRED = len(REQUIRED_CLAIMS)
 _MAX_NUMERIC_DATE = 2**40

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -58,28 +59,33 @@ class KeySet:
     rejected: tuple[tuple[str | None, str], ...] = ()
 
 
-def _b64url_decode(value: object, length: int) -> bytes:
-    """Decode an unpadded base64url JWK member of exactly ``length`` bytes (RFC 7518 6.2.1)."""
+def _b64url_decode(jwk: Mapping[str, Any], name: str, length: int) -> bytes:
+    """Decode member ``name``: unpadded base64url of exactly ``length`` bytes (RFC 7518 6.2.1)."""
+    value = jwk.get(name)
     if not isinstance(value, str) or not _B64URL.fullmatch(value):
-        raise ValueError("not a base64url string")
+        raise ValueError(f"{name} is not an unpadded base64url string")
     raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     if len(raw) != length or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != value:
-        raise ValueError(f"not a canonical {length}-byte value")
+        raise ValueError(f"{name} is not the canonical base64url of {length} bytes")
     return raw
 
 
-# Ed25519 curve constants (RFC 8032 5.1), used only to refuse small-order public keys.
+# Ed25519 curve constants (RFC 8032 5.1), used only to refuse unfit public keys.
 _ED_P = 2**255 - 19
 _ED_D = (-121665 * pow(121666, -1, _ED_P)) % _ED_P
 
 
-def _ed25519_has_small_order(raw: bytes) -> bool:
-    """True when the encoded point is not canonical, not on the curve, or [8]P is the identity."""
+def _ed25519_point_problem(raw: bytes) -> str | None:
+    """What is wrong with an encoded Ed25519 public key, or None when it is fit to verify.
+
+    Refused: a non-canonical encoding (y >= p, or x = 0 with the sign bit set), a y with no
+    point on the curve, and a point of small order ([8]P is the identity).
+    """
     y = int.from_bytes(raw, "little")
     sign = y >> 255
     y &= (1 << 255) - 1
     if y >= _ED_P:
-        return True  # non-canonical encoding
+        return "x is a non-canonical Ed25519 encoding (y >= 2**255 - 19)"
     # RFC 8032 5.1.3: recover x from y.
     u = (y * y - 1) % _ED_P
     v = (_ED_D * y * y + 1) % _ED_P
@@ -88,9 +94,9 @@ def _ed25519_has_small_order(raw: bytes) -> bool:
     if (x * x - x2) % _ED_P != 0:
         x = x * pow(2, (_ED_P - 1) // 4, _ED_P) % _ED_P
     if (x * x - x2) % _ED_P != 0:
-        return True  # not on the curve
+        return "x is not a point on the Ed25519 curve"
     if x == 0 and sign:
-        return True  # non-canonical encoding of x = 0
+        return "x is a non-canonical Ed25519 encoding (x = 0 with the sign bit set)"
     if x & 1 != sign:
         x = _ED_P - x
     px, py = x, y
@@ -99,7 +105,9 @@ def _ed25519_has_small_order(raw: bytes) -> bool:
         nx = 2 * px * py * pow(1 + t, -1, _ED_P) % _ED_P
         ny = (py * py + px * px) * pow(1 - t, -1, _ED_P) % _ED_P
         px, py = nx, ny
-    return px == 0 and py == 1
+    if px == 0 and py == 1:
+        return "x is a small-order Ed25519 point (no security as a public key)"
+    return None
 
 
 def _admit(jwk: Mapping[str, Any], holder_kid: str | None = None) -> VerificationKey:
@@ -132,20 +140,24 @@ def _admit(jwk: Mapping[str, Any], holder_kid: str | None = None) -> Verificatio
         if crv != "P-256":
             raise ValueError(f"unsupported EC curve {crv!r}")
         alg = "ES256"
-        x = _b64url_decode(jwk.get("x"), 32)
-        y = _b64url_decode(jwk.get("y"), 32)
+        x = _b64url_decode(jwk, "x", 32)
+        y = _b64url_decode(jwk, "y", 32)
         # cryptography checks the point is on P-256 (cofactor 1: no small subgroup).
-        key = ec.EllipticCurvePublicNumbers(
-            int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
-        ).public_key()
+        try:
+            key = ec.EllipticCurvePublicNumbers(
+                int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
+            ).public_key()
+        except ValueError:
+            raise ValueError("the point (x, y) is not on the P-256 curve") from None
         fingerprint: tuple[str, ...] = ("EC", "P-256", jwk["x"], jwk["y"])
     elif kty == "OKP":
         if crv != "Ed25519":
             raise ValueError(f"unsupported OKP curve {crv!r}")
         alg = "EdDSA"
-        x = _b64url_decode(jwk.get("x"), 32)
-        if _ed25519_has_small_order(x):
-            raise ValueError("Ed25519 key is small-order, off-curve or non-canonical")
+        x = _b64url_decode(jwk, "x", 32)
+        problem = _ed25519_point_problem(x)
+        if problem is not None:
+            raise ValueError(problem)
         key = Ed25519PublicKey.from_public_bytes(x)
         fingerprint = ("OKP", "Ed25519", jwk["x"])
     else:
@@ -157,17 +169,30 @@ def _admit(jwk: Mapping[str, Any], holder_kid: str | None = None) -> Verificatio
     return VerificationKey(kid=kid, alg=alg, fingerprint=fingerprint, public_key=key, verify=verify)
 
 
-def jwk_thumbprint(fingerprint: tuple[str, ...]) -> str:
-    """RFC 7638 3 thumbprint (SHA-256, base64url) of an admitted key's public members."""
-    # RFC 7638 3.2: only the required members, lexicographic order, no whitespace. The
-    # values were checked to be base64url strings, so no JSON escaping is ever needed.
-    if fingerprint[0] == "EC":
-        _, crv, x, y = fingerprint
-        canonical = f'{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}'
-    else:
-        _, crv, x = fingerprint
-        canonical = f'{{"crv":"{crv}","kty":"OKP","x":"{x}"}}'
-    digest = hashlib.sha256(canonical.encode("ascii")).digest()
+# RFC 7638 3.2: the required members of each key type, in lexicographic order.
+_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256, base64url) of an EC or OKP public JWK.
+
+    Only the required members count (RFC 7638 3.2); ``kid``, ``alg``, ``use`` and the rest do
+    not change it. Raises ValueError for another ``kty`` or a missing or non-string member.
+    It does not check the key itself: admit it first (``holder_jwk_thumbprint`` does both).
+    """
+    kty = jwk.get("kty")
+    members = _THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
+    if members is None:
+        raise ValueError(f"no RFC 7638 thumbprint for kty {kty!r} (EC or OKP only)")
+    required = {}
+    for name in members:
+        value = jwk.get(name)
+        if not isinstance(value, str):
+            raise ValueError(f"JWK member {name!r} must be a string")  # noqa: TRY004 - one error type
+        required[name] = value
+    # RFC 7638 3.3: members in lexicographic order, no whitespace, UTF-8 (no needless escapes).
+    canonical = json.dumps(required, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
@@ -179,7 +204,7 @@ def admit_holder_key(jwk: object) -> tuple[VerificationKey, str]:
     if not isinstance(jwk, Mapping):
         raise ValueError("jwk must be a JSON object")  # noqa: TRY004 - one error type for callers
     key = _admit(jwk, holder_kid="holder")
-    return key, jwk_thumbprint(key.fingerprint)
+    return key, jwk_thumbprint(jwk)
 
 
 # ECDSA over a SHA-256 digest computed by hashlib: the same check as

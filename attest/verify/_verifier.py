@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 
 from . import _errors as e
 from ._cache import Entry, TokenCache, make_entry
-from ._claims import ASSURANCE_LEVELS, N_REQUIRED, ClaimChecks
+from ._claims import N_REQUIRED, ClaimChecks
 from ._dpop import MemoryReplayCache, ReplayCache, check_proof, normalize_htu
 from ._jose import _PAD, _SCAN_PLAIN, _URL_TO_STD, _a2b
 from ._jose import BAD_TAIL as _BAD_TAIL
@@ -25,14 +25,13 @@ from ._jose import json_object as _json_object
 from ._jose import json_text_object as _json_text_object
 from ._sources import KeySource, NeedsFetchError, StaticJWKS
 from ._status import StatusHook
+from .contract import ALGORITHMS, ASSURANCE_LEVELS, ASSURANCE_RANK, TOKEN_TYPE
 
-__all__ = ["MAX_TOKEN_BYTES", "TOKEN_TYPE", "Verifier"]
+__all__ = ["MAX_TOKEN_BYTES", "Verifier"]
 
 #: Tokens longer than this many characters are refused before any decoding.
 MAX_TOKEN_BYTES = 8192
-#: The only accepted ``typ`` header value.
-TOKEN_TYPE = "elig+jwt"  # noqa: S105 - a media type, not a secret
-_ALGORITHMS = frozenset({"ES256", "EdDSA"})
+_ALGORITHMS = frozenset(ALGORITHMS)
 # Header parameters that carry or point to a key or certificate (RFC 7515 4.1.3-4.1.8):
 # never used, and a token that carries one is refused (RFC 8725 3.10 spirit).
 _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256")
@@ -129,7 +128,7 @@ class Verifier(TokenCache, ClaimChecks):
         self.cache_size = cache_size
         self._now = now or time.time
         self.policies = frozenset(policies) if policies is not None else None
-        self._min_rank = ASSURANCE_LEVELS.index(min_assurance) if min_assurance else 0
+        self._min_rank = ASSURANCE_RANK[min_assurance] if min_assurance else 0
         self._cache: OrderedDict[str, Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._last_header: tuple[str, str, str] = ("", "", "")  # (segment, alg, kid)
