@@ -44,7 +44,9 @@ strings (``REASON_CODES``; codes are only ever added):
 ``lifetime_too_long``
     ``exp - iat`` over 3600 seconds.
 ``forbidden_header``
-    A ``crit``, ``jwk``, ``jku``, ``x5u``, ``x5c``, ``x5t`` or ``x5t#S256`` header.
+    A header member other than ``alg``, ``typ`` and ``kid``: ``crit``, the key headers
+    ``jwk``, ``jku``, ``x5u``, ``x5c``, ``x5t``, ``x5t#S256``, and ``cty``, ``zip``, ``b64`` or
+    any unknown member (the header holds exactly what attest issues).
 ``policy_not_allowed`` / ``insufficient_assurance``
     Optional checks (``policies=``, ``min_assurance=``) failed.
 ``revoked``
@@ -69,9 +71,10 @@ strings (``REASON_CODES``; codes are only ever added):
     No usable key set: file unreadable or invalid, never fetched, or the last good remote
     set is stale beyond ``stale_for``.
 
-Checks run in this order: size, structure, header (``crit``/key headers, ``typ``, ``alg``,
-``kid``, key lookup, alg = key's alg), signature, payload JSON, claims; then, on every call
-(cached token or not), the status-list hook and the DPoP proof of a bound token.
+Checks run in this order: size, structure, header (``crit``/key headers, other members,
+``typ``, ``alg``, ``kid``, key lookup, alg = key's alg), signature, payload JSON, claims;
+then, on every call (cached token or not), the status-list hook and the DPoP proof of a
+bound token.
 
 Holder binding (RFC 9449)::
 

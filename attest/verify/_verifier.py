@@ -35,6 +35,8 @@ _ALGORITHMS = frozenset(ALGORITHMS)
 # Header parameters that carry or point to a key or certificate (RFC 7515 4.1.3-4.1.8):
 # never used, and a token that carries one is refused (RFC 8725 3.10 spirit).
 _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256")
+# The only members a header may hold (DESIGN.md "Eligibility token (v1)").
+_HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
 
 
 @functools.lru_cache(maxsize=256)
@@ -52,6 +54,12 @@ def _parse_header(header_b64: str) -> tuple[str, str]:
     for name in _FORBIDDEN_HEADERS:
         if name in header:
             raise e.ForbiddenHeader(f"{name} header is not accepted")
+    # DESIGN.md "Verifier": the header holds exactly alg, typ and kid, what attest issues, so
+    # cty (RFC 7515 4.1.10: nested JWTs), zip (RFC 7516 4.1.3), b64 (RFC 7797) and any member
+    # we do not know cannot change how the token is read.
+    for name in header:
+        if name not in _HEADER_MEMBERS:
+            raise e.ForbiddenHeader(f"header member {name[:32]!r} is not accepted")
     # RFC 8725 3.11 (explicit typing): typ must be exactly elig+jwt.
     if header.get("typ") != TOKEN_TYPE:
         raise e.WrongType(f"typ must be {TOKEN_TYPE!r}")
