@@ -1,6 +1,9 @@
 """Offline verifier for attest eligibility tokens (``typ: elig+jwt``).
 
-Imports only the standard library, PyJWT's package namespace and ``cryptography``::
+Imports only the standard library and ``cryptography``: it parses the compact JWS itself,
+for speed and for rules no JOSE library enforces (docs/adr/0001-verifier-parses-jws.md;
+``pyjwt`` stays in the base install, which DESIGN.md names, but the verifier never imports
+it). The token contract it checks is written down in :mod:`attest.verify.contract`. Use::
 
     from attest.verify import Verifier, RemoteJWKS, InvalidToken
 
