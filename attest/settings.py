@@ -16,11 +16,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from attest.verify.contract import HARD_MAX_TOKEN_LIFETIME
+
 __all__ = ["HARD_MAX_TOKEN_LIFETIME", "Settings", "SettingsError", "load_settings"]
 
-#: No audience may ask for a token that lives longer than this (seconds); the verifier
-#: rejects longer lifetimes too.
-HARD_MAX_TOKEN_LIFETIME = 3600
+# HARD_MAX_TOKEN_LIFETIME (seconds): no audience may ask for a token that lives longer, and
+# the verifier rejects longer lifetimes. Defined once in the token contract, named here too.
 
 API_KEY_RE = re.compile(r"^attest_[a-z0-9]{16}_[a-z0-9]{52}$")
 

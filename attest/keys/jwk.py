@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from attest.verify.contract import jwk_thumbprint
+
 __all__ = ["b64url", "public_jwk", "thumbprint"]
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
-
-# RFC 7638 section 3.2: the required members of each key type, in lexicographic order.
-_REQUIRED = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
 
 
 def b64url(data: bytes) -> str:
@@ -39,11 +36,9 @@ def public_jwk(key: PublicKey) -> dict[str, str]:
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:
-    """RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members only."""
-    members = _REQUIRED.get(jwk.get("kty", ""))
-    if members is None:
-        raise ValueError("unsupported key type")
-    canonical = json.dumps(
-        {m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True, ensure_ascii=True
-    )
-    return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+    """RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members only.
+
+    The token contract's function (:func:`attest.verify.contract.jwk_thumbprint`), so a kid
+    made here is the thumbprint the verifier computes.
+    """
+    return jwk_thumbprint(jwk)

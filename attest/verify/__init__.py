@@ -1,6 +1,9 @@
 """Offline verifier for attest eligibility tokens (``typ: elig+jwt``).
 
-Imports only the standard library, PyJWT's package namespace and ``cryptography``::
+Imports only the standard library and ``cryptography``: it parses the compact JWS itself,
+for speed and for rules no JOSE library enforces (docs/adr/0001-verifier-parses-jws.md;
+``pyjwt`` stays in the base install, which DESIGN.md names, but the verifier never imports
+it). The token contract it checks is written down in :mod:`attest.verify.contract`. Use::
 
     from attest.verify import Verifier, RemoteJWKS, InvalidToken
 
@@ -44,7 +47,9 @@ strings (``REASON_CODES``; codes are only ever added):
 ``lifetime_too_long``
     ``exp - iat`` over 3600 seconds.
 ``forbidden_header``
-    A ``crit``, ``jwk``, ``jku``, ``x5u``, ``x5c``, ``x5t`` or ``x5t#S256`` header.
+    A header member other than ``alg``, ``typ`` and ``kid``: ``crit``, the key headers
+    ``jwk``, ``jku``, ``x5u``, ``x5c``, ``x5t``, ``x5t#S256``, and ``cty``, ``zip``, ``b64`` or
+    any unknown member (the header holds exactly what attest issues).
 ``policy_not_allowed`` / ``insufficient_assurance``
     Optional checks (``policies=``, ``min_assurance=``) failed.
 ``revoked``
@@ -69,9 +74,10 @@ strings (``REASON_CODES``; codes are only ever added):
     No usable key set: file unreadable or invalid, never fetched, or the last good remote
     set is stale beyond ``stale_for``.
 
-Checks run in this order: size, structure, header (``crit``/key headers, ``typ``, ``alg``,
-``kid``, key lookup, alg = key's alg), signature, payload JSON, claims; then, on every call
-(cached token or not), the status-list hook and the DPoP proof of a bound token.
+Checks run in this order: size, structure, header (``crit``/key headers, other members,
+``typ``, ``alg``, ``kid``, key lookup, alg = key's alg), signature, payload JSON, claims;
+then, on every call (cached token or not), the status-list hook and the DPoP proof of a
+bound token.
 
 Holder binding (RFC 9449)::
 
@@ -134,7 +140,8 @@ from ._errors import (
     WrongIssuer,
     WrongType,
 )
-from ._keys import JWKSFile, KeySource, RemoteJWKS, StaticJWKS
+from ._remote import RemoteJWKS
+from ._sources import JWKSFile, KeySource, StaticJWKS
 from ._status import LocalStatusList, StatusHook
 from ._verifier import Verifier
 

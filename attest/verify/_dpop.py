@@ -21,7 +21,8 @@ from cryptography.exceptions import InvalidSignature
 
 from . import _errors as e
 from ._jose import b64decode, json_object
-from ._keys import VerificationKey, admit_holder_key
+from ._jwk import VerificationKey, admit_holder_key
+from .contract import ALGORITHMS
 
 __all__ = [
     "DPOP_TYPE",
@@ -36,7 +37,7 @@ __all__ = [
 DPOP_TYPE = "dpop+jwt"
 #: Proofs longer than this many characters are refused before any decoding.
 MAX_PROOF_BYTES = 4096
-_ALGORITHMS = frozenset({"ES256", "EdDSA"})
+_ALGORITHMS = frozenset(ALGORITHMS)
 _MAX_JTI = 256  # characters; bounds what one replay-cache entry may hold
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InvalidToken
-from ._keys import StaticJWKS
+from ._sources import StaticJWKS
 from ._status import LocalStatusList
 from ._verifier import Verifier
 

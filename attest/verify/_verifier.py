@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 from cryptography.exceptions import InvalidSignature
 
 from . import _errors as e
+from ._cache import Entry, TokenCache, make_entry
+from ._claims import N_REQUIRED, ClaimChecks
 from ._dpop import MemoryReplayCache, ReplayCache, check_proof, normalize_htu
 from ._jose import _PAD, _SCAN_PLAIN, _URL_TO_STD, _a2b
 from ._jose import BAD_TAIL as _BAD_TAIL
@@ -21,34 +23,20 @@ from ._jose import DECODER as _DECODER
 from ._jose import b64decode as _b64decode
 from ._jose import json_object as _json_object
 from ._jose import json_text_object as _json_text_object
-from ._keys import KeySource, NeedsFetchError, StaticJWKS, VerificationKey
+from ._sources import KeySource, NeedsFetchError, StaticJWKS
 from ._status import StatusHook
+from .contract import ALGORITHMS, ASSURANCE_LEVELS, ASSURANCE_RANK, TOKEN_TYPE
 
-__all__ = ["ASSURANCE_LEVELS", "MAX_LIFETIME", "MAX_TOKEN_BYTES", "TOKEN_TYPE", "Verifier"]
+__all__ = ["MAX_TOKEN_BYTES", "Verifier"]
 
 #: Tokens longer than this many characters are refused before any decoding.
 MAX_TOKEN_BYTES = 8192
-#: Hard cap on ``exp - iat`` in seconds (DESIGN.md "Eligibility token (v1)").
-MAX_LIFETIME = 3600
-#: The only accepted ``typ`` header value.
-TOKEN_TYPE = "elig+jwt"  # noqa: S105 - a media type, not a secret
-#: Assurance levels in increasing order (NIST SP 800-63A IAL1..IAL3).
-ASSURANCE_LEVELS = ("IAL1", "IAL2", "IAL3")
-_ASSURANCE_RANK = {name: rank for rank, name in enumerate(ASSURANCE_LEVELS)}
-_ALGORITHMS = frozenset({"ES256", "EdDSA"})
+_ALGORITHMS = frozenset(ALGORITHMS)
 # Header parameters that carry or point to a key or certificate (RFC 7515 4.1.3-4.1.8):
 # never used, and a token that carries one is refused (RFC 8725 3.10 spirit).
 _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256")
-_REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "eligibility")
-_N_REQUIRED = len(_REQUIRED_CLAIMS)
-_MAX_NUMERIC_DATE = 2**40
-
-
-def _nonempty_str(container: Mapping[str, Any], name: str, where: str = "") -> str:
-    value = container.get(name)
-    if not isinstance(value, str) or not value:
-        raise e.InvalidClaim(f"{where}{name} must be a non-empty string")
-    return value
+# The only members a header may hold (DESIGN.md "Eligibility token (v1)").
+_HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
 
 
 @functools.lru_cache(maxsize=256)
@@ -66,6 +54,12 @@ def _parse_header(header_b64: str) -> tuple[str, str]:
     for name in _FORBIDDEN_HEADERS:
         if name in header:
             raise e.ForbiddenHeader(f"{name} header is not accepted")
+    # DESIGN.md "Verifier": the header holds exactly alg, typ and kid, what attest issues, so
+    # cty (RFC 7515 4.1.10: nested JWTs), zip (RFC 7516 4.1.3), b64 (RFC 7797) and any member
+    # we do not know cannot change how the token is read.
+    for name in header:
+        if name not in _HEADER_MEMBERS:
+            raise e.ForbiddenHeader(f"header member {name[:32]!r} is not accepted")
     # RFC 8725 3.11 (explicit typing): typ must be exactly elig+jwt.
     if header.get("typ") != TOKEN_TYPE:
         raise e.WrongType(f"typ must be {TOKEN_TYPE!r}")
@@ -99,40 +93,7 @@ def _request(dpop: str | None, method: str | None, url: str | None) -> _Request 
     return _Request(dpop, method, url)
 
 
-_SCALARS = (str, int, float, bool, type(None))
-
-
-class _Entry(NamedTuple):
-    payload: str
-    claims: dict[str, Any]  # a private copy, never handed out
-    flat: tuple[str, ...] | None  # claims holding flat objects; None: copy via the payload
-    key: VerificationKey
-    exp: int
-    nbf: int
-    iat: int
-
-
-def _entry(payload: str, claims: dict[str, Any], key: VerificationKey) -> _Entry:
-    """A cache entry; ``flat`` lets a hit copy the claims without parsing JSON again."""
-    flat: tuple[str, ...] | None = ()
-    for name, value in claims.items():
-        if type(value) is dict and all(type(v) in _SCALARS for v in value.values()):
-            flat += (name,)  # type: ignore[operator]
-        elif type(value) not in _SCALARS:
-            flat = None  # deeper structures: a hit re-parses the payload
-            break
-    private = _copy_claims(claims, flat) if flat is not None else {}
-    return _Entry(payload, private, flat, key, claims["exp"], claims["nbf"], claims["iat"])
-
-
-def _copy_claims(claims: dict[str, Any], flat: tuple[str, ...]) -> dict[str, Any]:
-    fresh = claims.copy()
-    for name in flat:
-        fresh[name] = fresh[name].copy()
-    return fresh
-
-
-class Verifier:
+class Verifier(TokenCache, ClaimChecks):
     """Offline verifier of ``elig+jwt`` eligibility tokens (DESIGN.md "Verifier").
 
     ``verify`` returns a fresh dict of validated claims or raises an
@@ -175,8 +136,8 @@ class Verifier:
         self.cache_size = cache_size
         self._now = now or time.time
         self.policies = frozenset(policies) if policies is not None else None
-        self._min_rank = ASSURANCE_LEVELS.index(min_assurance) if min_assurance else 0
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._min_rank = ASSURANCE_RANK[min_assurance] if min_assurance else 0
+        self._cache: OrderedDict[str, Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._last_header: tuple[str, str, str] = ("", "", "")  # (segment, alg, kid)
         self.status = status
@@ -232,7 +193,7 @@ class Verifier:
         self, token: str, claims: dict[str, Any], now: float, request: _Request | None
     ) -> dict[str, Any]:
         # Checks that depend on more than the token run on every call, cached or not.
-        if len(claims) > _N_REQUIRED:  # optional claims present (validated in _check_optional)
+        if len(claims) > N_REQUIRED:  # optional claims present (validated in _check_optional)
             if "status" in claims and self.status is not None:
                 self._check_status(claims["status"]["status_list"])
             if "cnf" in claims:
@@ -266,40 +227,6 @@ class Verifier:
             max_age=self.dpop_max_age,
             replay=self.replay_cache,
         )
-
-    def _cache_get(self, token: str, now: float, *, fetch: bool) -> dict[str, Any] | None:
-        with self._cache_lock:
-            entry = self._cache.get(token)
-            if entry is None:
-                return None
-            self._cache.move_to_end(token)
-        leeway = self.leeway
-        # Re-check the time-dependent claims against ``now`` on every hit, so a cached token
-        # is never accepted after it would have failed (same bounds as _check_claims).
-        still_valid = entry.exp > now - leeway and entry.nbf <= now + leeway
-        still_valid = still_valid and entry.iat <= now + leeway
-        if still_valid:
-            # The key must still be in the key set (the same key, not just the same kid).
-            try:
-                current = self.keys.get(entry.key.kid, now, fetch=fetch)
-            except e.KeySourceUnavailable:
-                current = None
-            still_valid = current is entry.key or current == entry.key
-        if not still_valid:
-            with self._cache_lock:
-                self._cache.pop(token, None)
-            return None  # the full path reports the precise reason
-        if entry.flat is not None:  # a fresh copy per call: callers may mutate it
-            return _copy_claims(entry.claims, entry.flat)
-        result: dict[str, Any] = _DECODER.decode(entry.payload)
-        return result
-
-    def _cache_put(self, token: str, entry: _Entry) -> None:
-        with self._cache_lock:
-            self._cache[token] = entry
-            self._cache.move_to_end(token)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
 
     # The per-request path (cache lookup, then the whole verification), kept in one frame on
     # purpose: a call per step costs on every request (see bench/bench_verify.py).
@@ -401,111 +328,7 @@ class Verifier:
         if not exact and payload.count('"') != 2 * strings:
             _json_text_object(payload, "payload")  # exact decoder: MalformedToken on duplicates
         if self.cache_size:
-            self._cache_put(token, _entry(payload, claims, key))
-        if len(claims) > _N_REQUIRED:
+            self._cache_put(token, make_entry(payload, claims, key))
+        if len(claims) > N_REQUIRED:
             return self._per_call(token, claims, now, request)
         return claims
-
-    # One flat sequence of checks, one per rule, on purpose (a call per rule costs on every
-    # request): hence more statements than the linter's default.
-    def _check_claims(self, claims: dict[str, Any], now: float) -> int:  # noqa: PLR0915
-        """Check the claims; returns how many strings they hold at least (see the caller)."""
-        # RFC 7519 4.1 / DESIGN token v1: every claim of the contract is required.
-        try:
-            iss, sub, aud = claims["iss"], claims["sub"], claims["aud"]
-            iat, nbf, exp = claims["iat"], claims["nbf"], claims["exp"]
-            jti, eligibility = claims["jti"], claims["eligibility"]
-        except KeyError:
-            missing = next(name for name in _REQUIRED_CLAIMS if name not in claims)
-            raise e.MissingClaim(f"missing claim {missing}") from None
-        # RFC 7519 4.1.4-4.1.6: NumericDate, narrowed to JSON integers in (0, 2**40); type()
-        # rather than isinstance() so that true/false (bool) are refused.
-        if not (
-            type(exp) is int
-            and type(nbf) is int
-            and type(iat) is int
-            and 0 < exp < _MAX_NUMERIC_DATE
-            and 0 < nbf < _MAX_NUMERIC_DATE
-            and 0 < iat < _MAX_NUMERIC_DATE
-        ):
-            raise e.InvalidClaim("exp, nbf and iat must be positive JSON integers")
-        # RFC 7519 4.1.1 / RFC 8725 3.8: iss compared as an exact string, no normalisation.
-        if iss != self.issuer:
-            if not isinstance(iss, str):
-                raise e.InvalidClaim("iss must be a string")
-            raise e.WrongIssuer("iss is not the configured issuer")
-        # RFC 7519 4.1.3 / RFC 8725 3.9: v1 tokens carry one audience string; an array (even
-        # one holding ours) is not the v1 format and is refused as invalid_claim.
-        if aud != self.audience:
-            if not isinstance(aud, str):
-                raise e.InvalidClaim("aud must be a single string")
-            raise e.WrongAudience("aud is not the configured audience")
-        leeway = self.leeway
-        # RFC 7519 4.1.4: reject when exp <= now - leeway.
-        if exp <= now - leeway:
-            raise e.ExpiredToken("token expired")
-        # RFC 7519 4.1.5: reject when nbf > now + leeway.
-        if nbf > now + leeway:
-            raise e.NotYetValid("token not valid yet")
-        # RFC 7519 4.1.6: an iat in the future means a bad clock or a forged token.
-        if iat > now + leeway:
-            raise e.IssuedInFuture("token issued in the future")
-        # DESIGN token v1: exp after iat, lifetime at most 3600 s.
-        if exp <= iat:
-            raise e.InvalidClaim("exp must be after iat")
-        if exp - iat > MAX_LIFETIME:
-            raise e.LifetimeTooLong(f"exp - iat exceeds {MAX_LIFETIME} s")
-        # RFC 7519 4.1.2 / 4.1.7: sub and jti are non-empty strings.
-        if type(sub) is not str or not sub or type(jti) is not str or not jti:
-            raise e.InvalidClaim("sub and jti must be non-empty strings")
-        # DESIGN token v1 "eligibility": policy, policy_version, policy_digest, assurance.
-        if type(eligibility) is not dict:
-            raise e.InvalidClaim("eligibility must be an object")
-        try:
-            policy, version = eligibility["policy"], eligibility["policy_version"]
-            digest, assurance = eligibility["policy_digest"], eligibility["assurance"]
-        except KeyError:
-            raise e.InvalidClaim("eligibility needs policy, policy_version, policy_digest "
-                                 "and assurance") from None  # fmt: skip
-        if type(policy) is not str or not policy:
-            raise e.InvalidClaim("eligibility.policy must be a non-empty string")
-        if type(version) is not int or version < 0:
-            raise e.InvalidClaim("eligibility.policy_version must be an integer >= 0")
-        if type(digest) is not str or not digest:
-            raise e.InvalidClaim("eligibility.policy_digest must be a non-empty string")
-        rank = _ASSURANCE_RANK.get(assurance) if type(assurance) is str else None
-        if rank is None:
-            raise e.InvalidClaim(f"eligibility.assurance must be one of {ASSURANCE_LEVELS}")
-        # Optional verifier policy: allowed policy names and a minimum assurance.
-        if self.policies is not None and policy not in self.policies:
-            raise e.PolicyNotAllowed("policy not allowed by this verifier")
-        if rank < self._min_rank:
-            raise e.InsufficientAssurance("assurance below this verifier's minimum")
-        # member names, plus the values checked to be strings: iss, aud, sub, jti, policy,
-        # policy_digest and assurance
-        strings = len(claims) + len(eligibility) + 7
-        if len(claims) > _N_REQUIRED:  # optional claims present
-            strings += self._check_optional(claims)
-        return strings
-
-    def _check_optional(self, claims: dict[str, Any]) -> int:
-        """Check the optional claims; returns the strings in them it counted (names, values)."""
-        strings = 0
-        # IETF OAuth Token Status List: optional reference; its check is a later issue.
-        if "status" in claims:
-            status = claims["status"]
-            ref = status.get("status_list") if isinstance(status, dict) else None
-            idx = ref.get("idx") if isinstance(ref, dict) else None
-            if type(idx) is not int or idx < 0:
-                raise e.InvalidClaim("status.status_list.idx must be an integer >= 0")
-            _nonempty_str(ref, "uri", "status.status_list.")  # type: ignore[arg-type]
-            strings += len(status) + len(ref) + 1  # type: ignore[arg-type]  # + the uri
-        # RFC 7800 3.1 / RFC 9449 6.1: cnf.jkt is the holder key's thumbprint; the proof itself
-        # is checked in _check_binding, on every call.
-        if "cnf" in claims:
-            cnf = claims["cnf"]
-            if not isinstance(cnf, dict):
-                raise e.InvalidClaim("cnf must be an object")
-            _nonempty_str(cnf, "jkt", "cnf.")
-            strings += len(cnf) + 1  # + the jkt value
-        return strings

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from ._errors import InvalidToken
-from ._keys import JWKSFile, KeySource, RemoteJWKS
+from ._remote import RemoteJWKS
 from ._selftest import load_vectors, run_vectors
+from ._sources import JWKSFile, KeySource
 from ._verifier import Verifier
 
 __all__ = ["configure", "main", "run", "selftest"]

@@ -150,6 +150,19 @@ def build() -> dict[str, Any]:
             mint(**{member: value}),
             "forbidden_header",
         )
+    # DESIGN.md "Verifier": the header holds exactly alg, typ and kid (what attest issues).
+    for member, value in (
+        ("cty", "JWT"),
+        ("zip", "DEF"),
+        ("b64", False),
+        ("x-extra", 1),
+    ):
+        add(
+            f"header-{member}",
+            f"{member} header refused (only alg, typ and kid)",
+            mint(**{member: value}),
+            "forbidden_header",
+        )
 
     # --- signature (RFC 7515 5.2 step 8) ---------------------------------------------------
     flipped = bytearray(base64.urlsafe_b64decode(sig + "=="))

@@ -15,7 +15,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from verify_helpers import b64url
 
-from attest.verify._keys import VerificationKey, parse_jwks
+from attest.verify._jwk import VerificationKey, parse_jwks
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "wycheproof"
 FILES = {
