@@ -99,9 +99,9 @@ async def _ensure_admin(conn: Conn, settings: Settings, now: datetime) -> str | 
 async def _ensure_signing_key(
     conn: Conn, settings: Settings, keystore: Keystore, now: datetime
 ) -> Signer:
-    row = await keys.current_signing_key(conn)
-    if row is not None:
-        return keystore.load(row["kid"], row["alg"], row["keystore_ref"])
+    current = await keys.current_signing_key(conn)
+    if current is not None:
+        return keystore.load(current.kid, current.alg, current.keystore_ref)
     if await keys.list_keys(conn):
         raise KeystoreError("signing keys exist but none is active: see 'attest keys list'")
     signer = keystore.generate("EdDSA" if settings.key_algorithm == "EdDSA" else "ES256")

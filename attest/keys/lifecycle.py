@@ -11,6 +11,7 @@ the same transaction. The database (0003_keys.sql) refuses any transition not li
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,18 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
-
 from attest.audit import service as audit
 from attest.db import Conn
 from attest.errors import Conflict, NotFound
 from attest.keys import repository
 from attest.keys.keystore import Algorithm, Keystore
+from attest.keys.models import Plan, Revocation, Rotation, SigningKey
 from attest.settings import Settings, SettingsError
 
 __all__ = [
     "KeyPolicy",
     "Plan",
+    "Revocation",
+    "Rotation",
     "check_audience_lifetimes",
     "plan",
     "revoke_compromised",
@@ -60,17 +62,6 @@ class KeyPolicy:
             retiring_window=settings.key_retiring_window,
             leeway=settings.key_leeway,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    activate: str | None
-    retire: tuple[str, ...]
-    create_pending: bool
-
-    @property
-    def empty(self) -> bool:
-        return self.activate is None and not self.retire and not self.create_pending
 
 
 def plan(
@@ -128,14 +119,14 @@ async def _activate(
     prepublication_skipped: bool = False,
 ) -> None:
     until = now + timedelta(seconds=policy.retiring_window)
-    for row in await repository.keys_in_state(conn, "active"):
-        await repository.set_state(conn, row["kid"], "retiring", now, until)
+    for key in await repository.keys_in_state(conn, "active"):
+        await repository.set_state(conn, key.kid, "retiring", now, until)
         await _event(
             conn,
             "key.retiring",
             now,
             actor,
-            {"kid": row["kid"], "alg": row["alg"], "retire_after": _iso(until), "via": via},
+            {"kid": key.kid, "alg": key.alg, "retire_after": _iso(until), "via": via},
         )
     await repository.set_state(conn, kid, "active", now)
     await _event(
@@ -154,7 +145,7 @@ async def _create_pending(
     now: datetime,
     actor: uuid.UUID | None,
     via: str,
-) -> asyncpg.Record:
+) -> SigningKey:
     # Made in the keystore first: a failed transaction leaves an unused private key
     # behind (never named by the database, never published), not a record without a key.
     signer = keystore.generate(policy.algorithm)
@@ -181,9 +172,9 @@ async def _create_pending(
             "via": via,
         },
     )
-    row = await repository.get_key(conn, signer.kid)
-    assert row is not None  # noqa: S101 - inserted above in this transaction
-    return row
+    key = await repository.get_key(conn, signer.kid)
+    assert key is not None  # noqa: S101 - inserted above in this transaction
+    return key
 
 
 async def tick(conn: Conn, keystore: Keystore, policy: KeyPolicy, now: datetime) -> Plan:
@@ -193,11 +184,9 @@ async def tick(conn: Conn, keystore: Keystore, policy: KeyPolicy, now: datetime)
             return Plan(None, (), False)
         keys = await repository.list_keys(conn)
         expiries = {
-            k["kid"]: await repository.last_expiry(conn, k["kid"])
-            for k in keys
-            if k["state"] == "retiring"
+            k.kid: await repository.last_expiry(conn, k.kid) for k in keys if k.state == "retiring"
         }
-        due = plan([dict(k) for k in keys], expiries, now, policy)
+        due = plan([dataclasses.asdict(k) for k in keys], expiries, now, policy)
         if due.activate is not None:
             await _activate(conn, due.activate, now, policy, None, "schedule")
         for kid in due.retire:
@@ -208,14 +197,6 @@ async def tick(conn: Conn, keystore: Keystore, policy: KeyPolicy, now: datetime)
     if not due.empty:
         log.info("key transitions: %s", due)
     return due
-
-
-@dataclass(frozen=True, slots=True)
-class Rotation:
-    kid: str
-    alg: str
-    activate_after: datetime
-    created: bool
 
 
 async def rotate(
@@ -231,20 +212,11 @@ async def rotate(
         await repository.lock_keys(conn)
         pending = await repository.keys_in_state(conn, "pending")
         if pending:
-            row, created = pending[0], False
+            key, created = pending[0], False
         else:
-            row, created = await _create_pending(conn, keystore, policy, now, actor, via), True
-    return Rotation(row["kid"], row["alg"], row["activate_after"], created)
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    kid: str
-    previous_state: str
-    compromised_at: datetime
-    replacement: str | None
-    replacement_alg: str | None
-    prepublication_skipped: bool
+            key, created = await _create_pending(conn, keystore, policy, now, actor, via), True
+    assert key.activate_after is not None  # noqa: S101 - a pending key has one (0003_keys.sql)
+    return Rotation(key.kid, key.alg, key.activate_after, created)
 
 
 async def revoke_compromised(
@@ -259,10 +231,10 @@ async def revoke_compromised(
     """Take a compromised key out of JWKS at once; if it was signing, promote a key now."""
     async with conn.transaction():
         await repository.lock_keys(conn)
-        row = await repository.get_key(conn, kid)
-        if row is None:
+        key = await repository.get_key(conn, kid)
+        if key is None:
             raise NotFound(f"There is no signing key {kid}.")
-        if row["state"] == "compromised":
+        if key.state == "compromised":
             raise Conflict(f"The key {kid} is already marked compromised.")
         await repository.set_state(conn, kid, "compromised", now)
         await _event(
@@ -270,23 +242,23 @@ async def revoke_compromised(
             "key.compromised",
             now,
             actor,
-            {"kid": kid, "previous_state": row["state"], "via": via},
+            {"kid": kid, "previous_state": key.state, "via": via},
         )
         replacement: str | None = None
         replacement_alg: str | None = None
-        if row["state"] == "active":
+        if key.state == "active":
             # No pre-publication: a compromised key must stop signing now. Verifiers that
             # have not seen the replacement refetch on its unknown kid.
             pending = await repository.keys_in_state(conn, "pending")
             if pending:
-                replacement, replacement_alg = pending[0]["kid"], pending[0]["alg"]
+                replacement, replacement_alg = pending[0].kid, pending[0].alg
             else:
                 fresh = await _create_pending(conn, keystore, policy, now, actor, via)
-                replacement, replacement_alg = fresh["kid"], fresh["alg"]
+                replacement, replacement_alg = fresh.kid, fresh.alg
             await _activate(conn, replacement, now, policy, actor, via, prepublication_skipped=True)
     return Revocation(
         kid=kid,
-        previous_state=row["state"],
+        previous_state=key.state,
         compromised_at=now,
         replacement=replacement,
         replacement_alg=replacement_alg,

@@ -6,7 +6,6 @@ import hashlib
 import json
 from typing import Any
 
-import asyncpg
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
@@ -16,14 +15,11 @@ from attest.http.bodies import Body
 from attest.http.context import AppContext, app_context
 from attest.keys import lifecycle, repository
 from attest.keys.keyring import Keyring
+from attest.keys.models import SigningKey
 from attest.policy import repository as policies
 from attest.settings import HARD_MAX_TOKEN_LIFETIME
 
 __all__ = ["configuration", "jwks", "key_history", "list_keys", "revoke_key", "rotate_keys"]
-
-
-def _jwk(row: asyncpg.Record) -> dict[str, Any]:
-    return {**row["public_jwk"], "kid": row["kid"], "alg": row["alg"], "use": "sig"}
 
 
 @get("/.well-known/jwks.json", include_in_schema=True)
@@ -31,7 +27,7 @@ async def jwks(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Keys verifiers may need now: pending, active and retiring."""
     ctx = app_context(request)
     rows = await repository.published_keys(ctx.pool)
-    body = json.dumps({"keys": [_jwk(r) for r in rows]}, separators=(",", ":")).encode()
+    body = json.dumps({"keys": [k.jwk() for k in rows]}, separators=(",", ":")).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {
         "Cache-Control": f"public, max-age={ctx.settings.jwks_max_age}",
@@ -73,25 +69,25 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _history_view(r: asyncpg.Record) -> dict[str, Any]:
+def _history_view(k: SigningKey) -> dict[str, Any]:
     """A key's public half and validity window: it signed from activated_at to retiring_at
     (or compromised_at), and was published from created_at to retired_at/compromised_at."""
     return {
-        "kid": r["kid"],
-        "alg": r["alg"],
-        "state": r["state"],
-        "public_jwk": _jwk(r),
-        "created_at": _iso(r["created_at"]),
-        "activated_at": _iso(r["activated_at"]),
-        "retiring_at": _iso(r["retiring_at"]),
-        "retired_at": _iso(r["retired_at"]),
-        "compromised_at": _iso(r["compromised_at"]),
+        "kid": k.kid,
+        "alg": k.alg,
+        "state": k.state,
+        "public_jwk": k.jwk(),
+        "created_at": _iso(k.created_at),
+        "activated_at": _iso(k.activated_at),
+        "retiring_at": _iso(k.retiring_at),
+        "retired_at": _iso(k.retired_at),
+        "compromised_at": _iso(k.compromised_at),
         # Tokens it signed are trustworthy if issued inside this window (open: still signing).
         "signing_window": {
-            "from": _iso(r["activated_at"]),
-            "until": _iso(r["retiring_at"] or r["compromised_at"]),
+            "from": _iso(k.activated_at),
+            "until": _iso(k.retiring_at or k.compromised_at),
         }
-        if r["activated_at"] is not None
+        if k.activated_at is not None
         else None,
     }
 
@@ -104,12 +100,12 @@ async def list_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {
         "keys": [
             {
-                **_history_view(r),
-                "activate_after": _iso(r["activate_after"]),
-                "retire_after": _iso(r["retire_after"]),
-                "keystore_ref": r["keystore_ref"],
+                **_history_view(k),
+                "activate_after": _iso(k.activate_after),
+                "retire_after": _iso(k.retire_after),
+                "keystore_ref": k.keystore_ref,
             }
-            for r in rows
+            for k in rows
         ]
     }
 
