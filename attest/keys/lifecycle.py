@@ -21,7 +21,7 @@ from typing import Any
 
 from attest.audit import service as audit
 from attest.db import Conn
-from attest.errors import Conflict, NotFound
+from attest.errors import Conflict, NotFound, UnprocessableInput
 from attest.keys import repository
 from attest.keys.keystore import Algorithm, Keystore
 from attest.keys.models import Plan, Revocation, Rotation, SigningKey
@@ -33,6 +33,8 @@ __all__ = [
     "Revocation",
     "Rotation",
     "check_audience_lifetimes",
+    "check_token_lifetime",
+    "longest_token_lifetime",
     "plan",
     "revoke_compromised",
     "rotate",
@@ -61,6 +63,25 @@ class KeyPolicy:
             prepublish=settings.key_prepublish,
             retiring_window=settings.key_retiring_window,
             leeway=settings.key_leeway,
+        )
+
+
+def longest_token_lifetime(policy: KeyPolicy) -> int:
+    """The longest token lifetime (seconds) the keys can honour: a retiring key stays
+    published for the retiring window, and verifiers accept a token up to the leeway
+    after its ``exp``, so every token must expire by window - leeway (DESIGN.md, "Keys")."""
+    return policy.retiring_window - policy.leeway
+
+
+def check_token_lifetime(lifetime: int, policy: KeyPolicy) -> None:
+    """Refuse (422, field ``$.token_lifetime``) a lifetime that would outlive its key."""
+    longest = longest_token_lifetime(policy)
+    if lifetime > longest:
+        raise UnprocessableInput(
+            f"A token lifetime of {lifetime} s would outlive the key that signed it: "
+            f"at most {longest} s with ATTEST_KEY_RETIRING_WINDOW "
+            f"{policy.retiring_window} s and ATTEST_KEY_LEEWAY {policy.leeway} s.",
+            errors=[{"field": "$.token_lifetime", "message": f"at most {longest}"}],
         )
 
 
@@ -269,7 +290,7 @@ async def revoke_compromised(
 async def check_audience_lifetimes(conn: Conn, settings: Settings) -> None:
     """Start-up: refuse a retiring window shorter than an audience's token lifetime + leeway."""
     longest = await repository.max_audience_lifetime(conn)
-    if longest is not None and longest + settings.key_leeway > settings.key_retiring_window:
+    if longest is not None and longest > longest_token_lifetime(KeyPolicy.from_settings(settings)):
         raise SettingsError(
             f"ATTEST_KEY_RETIRING_WINDOW ({settings.key_retiring_window} s) is shorter than the "
             f"longest audience token lifetime ({longest} s) plus ATTEST_KEY_LEEWAY "
