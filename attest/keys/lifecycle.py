@@ -23,7 +23,7 @@ from attest.audit import service as audit
 from attest.db import Conn
 from attest.errors import Conflict, NotFound, UnprocessableInput
 from attest.keys import repository
-from attest.keys.keystore import Algorithm, Keystore
+from attest.keys.keystore import Algorithm, Keystore, KeystoreError, Signer
 from attest.keys.models import Plan, Revocation, Rotation, SigningKey
 from attest.settings import Settings, SettingsError
 
@@ -34,6 +34,7 @@ __all__ = [
     "Rotation",
     "check_audience_lifetimes",
     "check_token_lifetime",
+    "ensure_signing_key",
     "longest_token_lifetime",
     "plan",
     "revoke_compromised",
@@ -296,3 +297,24 @@ async def check_audience_lifetimes(conn: Conn, settings: Settings) -> None:
             f"longest audience token lifetime ({longest} s) plus ATTEST_KEY_LEEWAY "
             f"({settings.key_leeway} s): a retired key would still have live tokens"
         )
+
+
+async def ensure_signing_key(
+    conn: Conn, keystore: Keystore, policy: KeyPolicy, now: datetime
+) -> Signer:
+    """Start-up: the active key's signer, or on a first start a first key, active at once
+    (nothing was published before it, so there is nothing to pre-publish it against).
+    Call inside the bootstrap transaction, under its lock."""
+    current = await repository.current_signing_key(conn)
+    if current is not None:
+        return keystore.load(current.kid, current.alg, current.keystore_ref)
+    if await repository.list_keys(conn):
+        raise KeystoreError("signing keys exist but none is active: see 'attest keys list'")
+    signer = keystore.generate(policy.algorithm)
+    await repository.insert_active_key(
+        conn, signer.kid, signer.alg, signer.public_jwk(), keystore.ref(signer), now
+    )
+    await _event(
+        conn, "key.activated", now, None, {"kid": signer.kid, "alg": signer.alg, "first_key": True}
+    )
+    return signer
