@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 
 from attest import __version__
@@ -37,7 +37,6 @@ from attest.evidence.routes import (
 from attest.http.context import AppContext, app_context
 from attest.http.problems import exception_handlers
 from attest.keys.keyring import Keyring, open_keystore
-from attest.keys.lifecycle import KeyPolicy, tick
 from attest.keys.routes import (
     configuration,
     jwks,
@@ -46,6 +45,8 @@ from attest.keys.routes import (
     revoke_key,
     rotate_keys,
 )
+from attest.keys.service import KeyService
+from attest.policy import repository as policies
 from attest.policy.routes import (
     evaluate_policy,
     publish_policy,
@@ -70,10 +71,13 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz")
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def readyz(
+    request: Request[Any, Any, Any], key_service: NamedDependency[KeyService]
+) -> Response[dict[str, Any]]:
     """Readiness: database reachable, migrations applied, an active key loaded."""
     ctx = app_context(request)
-    checks = {"database": False, "migrations": False, "signing_key": ctx.signer is not None}
+    loaded = key_service.keyring.current is not None
+    checks = {"database": False, "migrations": False, "signing_key": loaded}
     try:
         async with ctx.pool.acquire(timeout=2) as conn:
             checks["database"] = await conn.fetchval("SELECT true") is True
@@ -92,17 +96,13 @@ async def metrics(request: Request[Any, Any, Any]) -> bytes:
     return app_context(request).metrics.render()
 
 
-async def _key_lifecycle(ctx: AppContext) -> None:
+async def _key_lifecycle(key_service: KeyService, interval_ms: int, clock: Clock) -> None:
     """Scheduled key transitions (one instance at a time, by advisory lock) and pick-up of
     transitions made elsewhere, every ``key_check_interval_ms``."""
-    assert ctx.keyring is not None  # noqa: S101 - set before the task starts
-    policy = KeyPolicy.from_settings(ctx.settings)
     while True:
-        await asyncio.sleep(ctx.settings.key_check_interval_ms / 1000)
+        await asyncio.sleep(interval_ms / 1000)
         try:
-            async with ctx.pool.acquire() as conn:
-                await tick(conn, ctx.keyring.keystore, policy, ctx.now())
-                await ctx.current_signer(conn)
+            await key_service.tick(clock())
         except Exception:
             # Logged and retried on the next tick: a transient database error must not
             # stop scheduled rotation for the life of the process.
@@ -130,7 +130,7 @@ def _recording_refusals(lifespan: Lifespan) -> Lifespan:
 
 #: The services handed to route handlers by name (Litestar dependency injection). Each is
 #: built once at start-up and kept on the application state under the same name.
-SERVICE_NAMES = ("client_service", "audit_service")
+SERVICE_NAMES = ("client_service", "audit_service", "key_service", "audience_directory")
 
 
 def _from_state(name: str) -> Provide:
@@ -140,10 +140,31 @@ def _from_state(name: str) -> Provide:
     return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
-def _services(app: Litestar, pool: Any) -> None:
+class _PolicyAudiences:
+    """Discovery's AudienceDirectory, on the policy repository's rows. Temporary: the
+    policy domain's service takes its place once policy is migrated."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    async def list_audiences(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "audience": a["audience"],
+                "policy": a["policy_name"],
+                "token_lifetime": a["token_lifetime"],
+                "binding_required": a["binding_required"],
+            }
+            for a in await policies.list_audiences(self._pool)
+        ]
+
+
+def _services(app: Litestar, pool: Any, *, keyring: Keyring, settings: Settings) -> None:
     """Build every service on the pool and put them where handlers and guards find them."""
     app.state[guards.STATE_KEY] = ClientService(pool)
     app.state["audit_service"] = AuditService(pool)
+    app.state["key_service"] = KeyService(pool, keyring, settings)
+    app.state["audience_directory"] = _PolicyAudiences(pool)
 
 
 def create_app(
@@ -178,15 +199,19 @@ def create_app(
                 ),
             )
             ctx.pool = await create_pool(dsn, settings.db_pool_size)
-            _services(app, ctx.pool)
+            # The instance's one cache of the active signer: KeyService follows rotations
+            # with it; tokens sign with it (through ctx.current_signer until migrated).
+            keyring = ctx.keyring = Keyring(keystore)
+            _services(app, ctx.pool, keyring=keyring, settings=settings)
             key_task: asyncio.Task[None] | None = None
             try:
                 async with ctx.pool.acquire() as conn:
                     result = await bootstrap(conn, settings, keystore, ctx.now())
-                ctx.signer = result.signer
-                ctx.keyring = Keyring(keystore)
-                ctx.keyring.current = result.signer
-                key_task = asyncio.create_task(_key_lifecycle(ctx), name="attest-keys")
+                keyring.current = result.signer
+                key_task = asyncio.create_task(
+                    _key_lifecycle(app.state["key_service"], settings.key_check_interval_ms, clock),
+                    name="attest-keys",
+                )
                 if result.generated_admin_key:
                     say(
                         "\n  attest: bootstrap admin API key (shown once, store it now):\n"

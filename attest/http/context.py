@@ -25,8 +25,8 @@ class AppContext:
     settings: Settings
     clock: Callable[[], datetime] = utc_now
     pool: asyncpg.Pool = field(default=None)  # type: ignore[arg-type]  # set at start-up
-    signer: Signer | None = None
     #: Follows the database's active key (set at start-up); see attest/keys/keyring.py.
+    #: It is the one cache of the active signer: ``signer`` only reads it.
     keyring: Keyring | None = None
     pairwise_key: bytes = b""
     ready: bool = False
@@ -35,6 +35,10 @@ class AppContext:
 
     def now(self) -> datetime:
         return self.clock()
+
+    @property
+    def signer(self) -> Signer | None:
+        return self.keyring.current if self.keyring is not None else None
 
     def active_signer(self) -> Signer:
         if self.signer is None:
@@ -45,8 +49,7 @@ class AppContext:
         """The key the database names active now (picks up rotations without a restart)."""
         if self.keyring is None:
             return self.active_signer()
-        self.signer = await self.keyring.active(conn)
-        return self.signer
+        return await self.keyring.active(conn)
 
 
 def app_context(connection: ASGIConnection[Any, Any, Any, Any]) -> AppContext:

@@ -2,66 +2,49 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+from datetime import datetime
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from attest.clients.guards import current_client, requires
-from attest.errors import InvalidInput, ServiceUnavailable
+from attest.errors import InvalidInput
 from attest.http.bodies import Body
-from attest.http.context import AppContext, app_context
-from attest.keys import lifecycle, repository
-from attest.keys.keyring import Keyring
 from attest.keys.models import SigningKey
-from attest.policy import repository as policies
-from attest.settings import HARD_MAX_TOKEN_LIFETIME
+from attest.keys.service import AudienceDirectory, KeyService
 
 __all__ = ["configuration", "jwks", "key_history", "list_keys", "revoke_key", "rotate_keys"]
 
 
 @get("/.well-known/jwks.json", include_in_schema=True)
-async def jwks(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def jwks(
+    request: Request[Any, Any, Any], key_service: NamedDependency[KeyService]
+) -> Response[bytes]:
     """Keys verifiers may need now: pending, active and retiring."""
-    ctx = app_context(request)
-    rows = await repository.published_keys(ctx.pool)
-    body = json.dumps({"keys": [k.jwk() for k in rows]}, separators=(",", ":")).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    document = await key_service.jwks()
     headers = {
-        "Cache-Control": f"public, max-age={ctx.settings.jwks_max_age}",
-        "ETag": etag,
+        "Cache-Control": f"public, max-age={key_service.jwks_max_age}",
+        "ETag": document.etag,
     }
-    if etag in request.headers.get("if-none-match", ""):
+    if document.etag in request.headers.get("if-none-match", ""):
         return Response(b"", status_code=304, headers=headers)
-    return Response(body, media_type="application/jwk-set+json", headers=headers)
+    return Response(document.body, media_type="application/jwk-set+json", headers=headers)
 
 
 @get("/.well-known/attest-configuration")
-async def configuration(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    ctx = app_context(request)
-    issuer = ctx.settings.issuer
-    audiences = await policies.list_audiences(ctx.pool)
+async def configuration(
+    key_service: NamedDependency[KeyService],
+    audience_directory: NamedDependency[AudienceDirectory],
+) -> dict[str, Any]:
+    keys = key_service.discovery()
+    audit_endpoint = keys.pop("audit_endpoint")
+    # The published member order: the key part, the audiences, then the audit endpoint.
     return {
-        "issuer": issuer,
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "key_history_uri": f"{issuer}/v1/keys/history",
-        "token_endpoint": f"{issuer}/v1/tokens",
-        "token_type": "elig+jwt",
-        "signing_alg_values_supported": ["ES256", "EdDSA"],
-        "max_token_lifetime": HARD_MAX_TOKEN_LIFETIME,
-        "jwks_max_age": ctx.settings.jwks_max_age,
-        "audiences": [
-            {
-                "audience": a["audience"],
-                "policy": a["policy_name"],
-                "token_lifetime": a["token_lifetime"],
-                "binding_required": a["binding_required"],
-            }
-            for a in audiences
-        ],
-        "audit_endpoint": f"{issuer}/v1/audit/events",
+        **keys,
+        "audiences": await audience_directory.list_audiences(),
+        "audit_endpoint": audit_endpoint,
     }
 
 
@@ -93,10 +76,9 @@ def _history_view(k: SigningKey) -> dict[str, Any]:
 
 
 @get("/v1/keys", guards=[requires("keys:admin")])
-async def list_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def list_keys(key_service: NamedDependency[KeyService]) -> dict[str, Any]:
     """Every key with its state and the times of its due transitions (admin)."""
-    ctx = app_context(request)
-    rows = await repository.list_keys(ctx.pool)
+    rows = await key_service.keys()
     return {
         "keys": [
             {
@@ -111,29 +93,19 @@ async def list_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/v1/keys/history")
-async def key_history(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def key_history(key_service: NamedDependency[KeyService]) -> dict[str, Any]:
     """Public: every key ever used, so old attestations stay verifiable after retirement."""
-    ctx = app_context(request)
-    rows = await repository.list_keys(ctx.pool)
-    return {"keys": [_history_view(r) for r in rows]}
-
-
-def _keyring(ctx: AppContext) -> Keyring:
-    if ctx.keyring is None:
-        raise ServiceUnavailable("The keystore is not open yet.")
-    return ctx.keyring
+    return {"keys": [_history_view(k) for k in await key_service.history()]}
 
 
 @post("/v1/keys/rotate", guards=[requires("keys:admin")], status_code=202)
-async def rotate_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def rotate_keys(
+    request: Request[Any, Any, Any],
+    key_service: NamedDependency[KeyService],
+    now: NamedDependency[datetime],
+) -> dict[str, Any]:
     """Publish the next key as pending; it signs once the pre-publication period is over."""
-    ctx = app_context(request)
-    keyring = _keyring(ctx)
-    policy = lifecycle.KeyPolicy.from_settings(ctx.settings)
-    async with ctx.pool.acquire() as conn:
-        done = await lifecycle.rotate(
-            conn, keyring.keystore, policy, ctx.now(), current_client(request).id, "api"
-        )
+    done = await key_service.rotate(current_client(request).id, now)
     return {
         "kid": done.kid,
         "alg": done.alg,
@@ -149,7 +121,11 @@ class RevokeRequest(Body):
 
 @post("/v1/keys/{kid:str}/revoke", guards=[requires("keys:admin")], status_code=200)
 async def revoke_key(
-    request: Request[Any, Any, Any], kid: FromPath[str], data: JSONBody[RevokeRequest]
+    request: Request[Any, Any, Any],
+    kid: FromPath[str],
+    data: JSONBody[RevokeRequest],
+    key_service: NamedDependency[KeyService],
+    now: NamedDependency[datetime],
 ) -> dict[str, Any]:
     """Mark a key compromised: out of JWKS at once; a signing key is replaced immediately."""
     if not data.compromised:
@@ -158,14 +134,7 @@ async def revoke_key(
             "replaces a healthy key safely (POST /v1/keys/rotate).",
             errors=[{"field": "$.compromised", "message": "must be true"}],
         )
-    ctx = app_context(request)
-    keyring = _keyring(ctx)
-    policy = lifecycle.KeyPolicy.from_settings(ctx.settings)
-    async with ctx.pool.acquire() as conn:
-        done = await lifecycle.revoke_compromised(
-            conn, keyring.keystore, policy, ctx.now(), kid, current_client(request).id, "api"
-        )
-        await ctx.current_signer(conn)
+    done = await key_service.revoke_compromised(kid, current_client(request).id, now)
     return {
         "kid": done.kid,
         "state": "compromised",
