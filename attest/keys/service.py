@@ -48,6 +48,7 @@ class KeyService:
         self.keyring = keyring
         self._settings = settings
         self._policy = lifecycle.KeyPolicy.from_settings(settings)
+        self._jwks: JwksDocument | None = None
 
     @property
     def jwks_max_age(self) -> int:
@@ -55,8 +56,23 @@ class KeyService:
         return self._settings.jwks_max_age
 
     async def jwks(self) -> JwksDocument:
-        """The JWKS (pending, active and retiring keys) as bytes with their ETag."""
-        return _jwks_document(await repository.published_keys(self._pool))
+        """The JWKS (pending, active and retiring keys) as bytes with their ETag.
+
+        Any instance may change the key set, so each call reads the published (kid, state)
+        list; the document is rebuilt only when that differs from the one it was made from
+        (a kid names immutable key material, 0003_keys.sql).
+        """
+        async with self._pool.acquire() as conn:
+            published = await repository.published_states(conn)
+            kept = self._jwks
+            if kept is not None and kept.published == published:
+                return kept
+            keys = await repository.published_keys(conn)
+        # Cached under the (kid, state)s it was made from, read with it: if the set changed
+        # between the two reads, the next call sees a difference and rebuilds.
+        document = _jwks_document(keys)
+        self._jwks = document
+        return document
 
     async def keys(self) -> list[SigningKey]:
         """Every key with its state and lifecycle times, oldest first (admin)."""
