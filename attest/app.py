@@ -1,4 +1,10 @@
-"""``create_app(settings)``: wires every domain, the database and the signing key in one place."""
+"""``create_app(settings)``: wires every domain, the database and the signing key in one place.
+
+Start-up (the lifespan) opens the database (embedded when no URL is configured), applies
+migrations and seeds (bootstrap), opens the keystore, then builds every service once and
+puts it on the application state; route handlers receive them by name through Litestar's
+dependency injection, with ``now``, the request's single reading of the injected clock.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,14 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Response, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 
 from attest import __version__
@@ -36,10 +43,8 @@ from attest.evidence.routes import (
 )
 from attest.evidence.service import EvidenceService, Providers
 from attest.http import auth
-from attest.http.context import AppContext, app_context
 from attest.http.problems import exception_handlers
 from attest.keys.keyring import Keyring, open_keystore
-from attest.keys.lifecycle import KeyPolicy, tick
 from attest.keys.routes import (
     configuration,
     jwks,
@@ -48,6 +53,7 @@ from attest.keys.routes import (
     revoke_key,
     rotate_keys,
 )
+from attest.keys.service import KeyService
 from attest.metrics import Metrics
 from attest.policy.routes import (
     evaluate_policy,
@@ -69,6 +75,15 @@ __all__ = ["create_app"]
 log = logging.getLogger("attest")
 
 
+@dataclass(slots=True)
+class Runtime:
+    """What the operational endpoints need: the pool, the metrics, whether start-up ended."""
+
+    metrics: Metrics
+    pool: asyncpg.Pool | None = None
+    ready: bool = False
+
+
 @get("/healthz")
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
@@ -76,17 +91,23 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz")
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def readyz(
+    runtime: NamedDependency[Runtime], key_service: NamedDependency[KeyService]
+) -> Response[dict[str, Any]]:
     """Readiness: database reachable, migrations applied, an active key loaded."""
-    ctx = app_context(request)
-    checks = {"database": False, "migrations": False, "signing_key": ctx.signer is not None}
+    checks = {
+        "database": False,
+        "migrations": False,
+        "signing_key": key_service.keyring.current is not None,
+    }
     try:
-        async with ctx.pool.acquire(timeout=2) as conn:
+        assert runtime.pool is not None  # noqa: S101 - services exist only once it is open
+        async with runtime.pool.acquire(timeout=2) as conn:
             checks["database"] = await conn.fetchval("SELECT true") is True
             checks["migrations"] = not await pending(conn)
     except Exception:
         log.warning("readiness check failed", exc_info=True)
-    ready = all(checks.values()) and ctx.ready
+    ready = all(checks.values()) and runtime.ready
     return Response(
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status_code=200 if ready else 503,
@@ -94,21 +115,17 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 
 
 @get("/metrics", media_type="text/plain; version=0.0.4")
-async def metrics(request: Request[Any, Any, Any]) -> bytes:
-    return app_context(request).metrics.render()
+async def metrics(runtime: NamedDependency[Runtime]) -> bytes:
+    return runtime.metrics.render()
 
 
-async def _key_lifecycle(ctx: AppContext) -> None:
+async def _key_lifecycle(key_service: KeyService, interval_ms: int, clock: Clock) -> None:
     """Scheduled key transitions (one instance at a time, by advisory lock) and pick-up of
     transitions made elsewhere, every ``key_check_interval_ms``."""
-    assert ctx.keyring is not None  # noqa: S101 - set before the task starts
-    policy = KeyPolicy.from_settings(ctx.settings)
     while True:
-        await asyncio.sleep(ctx.settings.key_check_interval_ms / 1000)
+        await asyncio.sleep(interval_ms / 1000)
         try:
-            async with ctx.pool.acquire() as conn:
-                await tick(conn, ctx.keyring.keystore, policy, ctx.now())
-                await ctx.current_signer(conn)
+            await key_service.tick(clock())
         except Exception:
             # Logged and retried on the next tick: a transient database error must not
             # stop scheduled rotation for the life of the process.
@@ -134,14 +151,17 @@ def _recording_refusals(lifespan: Lifespan) -> Lifespan:
     return recorded
 
 
-#: The services handed to route handlers by name (Litestar dependency injection). Each is
-#: built once at start-up and kept on the application state under the same name.
+#: What route handlers receive by name (Litestar dependency injection). Each is built once
+#: at start-up and kept on the application state under the same name.
 SERVICE_NAMES = (
-    "client_service",
+    "runtime",
+    auth.STATE_KEY,  # the clients service; also what the guards authenticate with
     "audit_service",
+    "key_service",
     "subject_service",
     "evidence_service",
     "policy_service",
+    "audience_directory",
     "token_service",
 )
 
@@ -162,18 +182,23 @@ def _services(
     pairwise_key: bytes,
     providers: Providers,
     metrics: Metrics,
-) -> None:
+) -> KeyService:
     """Build every service once and put them where handlers (and guards) find them."""
+    keys = KeyService(pool, keyring, settings)
+    policies = PolicyService(pool, settings)
     app.state[auth.STATE_KEY] = ClientService(pool)
     app.state["audit_service"] = AuditService(pool)
+    app.state["key_service"] = keys
     app.state["subject_service"] = SubjectService(pool)
     app.state["evidence_service"] = EvidenceService(
         pool, settings, pairwise_key=pairwise_key, providers=providers
     )
-    app.state["policy_service"] = PolicyService(pool, settings)
+    app.state["policy_service"] = policies
+    app.state["audience_directory"] = policies
     app.state["token_service"] = TokenService(
         pool, settings, keyring=keyring, pairwise_key=pairwise_key, metrics=metrics
     )
+    return keys
 
 
 def create_app(
@@ -183,12 +208,12 @@ def create_app(
     announce: Callable[[str], None] | None = None,
 ) -> Litestar:
     """Build the application. Start-up (lifespan) connects, migrates and loads the key."""
-    ctx = AppContext(settings=settings, clock=clock)
     try:
         providers = load_providers(settings.idp_providers)
     except ProviderConfigError as exc:
         raise SettingsError(f"ATTEST_IDP_PROVIDERS: {exc}") from None
     say = announce or (lambda text: print(text, file=sys.stderr, flush=True))
+    runtime = Runtime(metrics=Metrics())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -198,7 +223,7 @@ def create_app(
             embedded = EmbeddedPostgres(settings.data_dir)
             dsn = await asyncio.to_thread(embedded.start)
         try:
-            ctx.pairwise_key = resolve_secret(
+            pairwise_key = resolve_secret(
                 settings, settings.pairwise_secret, "pairwise_secret"
             ).encode()
             keystore = open_keystore(
@@ -207,30 +232,32 @@ def create_app(
                     settings, settings.keystore_passphrase, "keystore_passphrase"
                 ),
             )
-            ctx.pool = await create_pool(dsn, settings.db_pool_size)
+            pool = runtime.pool = await create_pool(dsn, settings.db_pool_size)
             key_task: asyncio.Task[None] | None = None
             try:
-                async with ctx.pool.acquire() as conn:
-                    result = await bootstrap(conn, settings, keystore, ctx.now())
-                ctx.signer = result.signer
-                ctx.keyring = Keyring(keystore)
-                ctx.keyring.current = result.signer
-                _services(
+                async with pool.acquire() as conn:
+                    result = await bootstrap(conn, settings, keystore, clock())
+                keyring = Keyring(keystore)
+                keyring.current = result.signer
+                key_service = _services(
                     app,
-                    ctx.pool,
+                    pool,
                     settings,
-                    keyring=ctx.keyring,
-                    pairwise_key=ctx.pairwise_key,
+                    keyring=keyring,
+                    pairwise_key=pairwise_key,
                     providers=providers,
-                    metrics=ctx.metrics,
+                    metrics=runtime.metrics,
                 )
-                key_task = asyncio.create_task(_key_lifecycle(ctx), name="attest-keys")
+                key_task = asyncio.create_task(
+                    _key_lifecycle(key_service, settings.key_check_interval_ms, clock),
+                    name="attest-keys",
+                )
                 if result.generated_admin_key:
                     say(
                         "\n  attest: bootstrap admin API key (shown once, store it now):\n"
                         f"    {result.generated_admin_key}\n"
                     )
-                ctx.ready = True
+                runtime.ready = True
                 log.info(
                     "attest %s ready; issuer %s, signing key %s",
                     __version__,
@@ -239,11 +266,11 @@ def create_app(
                 )
                 yield
             finally:
-                ctx.ready = False
+                runtime.ready = False
                 if key_task is not None:
                     key_task.cancel()
                     await asyncio.gather(key_task, return_exceptions=True)
-                await ctx.pool.close()
+                await pool.close()
                 keystore.close()
         finally:
             if embedded is not None:
@@ -293,5 +320,5 @@ def create_app(
         openapi_config=OpenAPIConfig(title="attest", version=__version__, path="/schema"),
         debug=False,
     )
-    app.state.ctx = ctx
+    app.state["runtime"] = runtime
     return app

@@ -14,9 +14,8 @@ from attest.audit import service as audit
 from attest.clients.service import ALL_SCOPES, count_clients, generate_key, parse_key, register
 from attest.db import Conn
 from attest.db.migrations import apply_migrations
-from attest.keys import repository as keys
-from attest.keys.keystore import Keystore, KeystoreError, Signer
-from attest.keys.lifecycle import check_audience_lifetimes
+from attest.keys.keystore import Keystore, Signer
+from attest.keys.lifecycle import KeyPolicy, check_audience_lifetimes, ensure_signing_key
 from attest.policy import repository as policies
 from attest.policy.document import builtin_policies, policy_digest
 from attest.settings import Settings
@@ -96,29 +95,6 @@ async def _ensure_admin(conn: Conn, settings: Settings, now: datetime) -> str | 
     return generated
 
 
-async def _ensure_signing_key(
-    conn: Conn, settings: Settings, keystore: Keystore, now: datetime
-) -> Signer:
-    row = await keys.current_signing_key(conn)
-    if row is not None:
-        return keystore.load(row["kid"], row["alg"], row["keystore_ref"])
-    if await keys.list_keys(conn):
-        raise KeystoreError("signing keys exist but none is active: see 'attest keys list'")
-    signer = keystore.generate("EdDSA" if settings.key_algorithm == "EdDSA" else "ES256")
-    await keys.insert_active_key(
-        conn, signer.kid, signer.alg, signer.public_jwk(), keystore.ref(signer), now
-    )
-    await audit.record(
-        conn,
-        "key.activated",
-        occurred_at=now,
-        actor=None,
-        tenant=None,
-        data={"kid": signer.kid, "alg": signer.alg, "first_key": True},
-    )
-    return signer
-
-
 async def bootstrap(
     conn: Conn, settings: Settings, keystore: Keystore, now: datetime
 ) -> BootstrapResult:
@@ -129,7 +105,9 @@ async def bootstrap(
             await _seed_policies(conn, settings, now)
             admin_key = await _ensure_admin(conn, settings, now)
             await check_audience_lifetimes(conn, settings)
-            signer = await _ensure_signing_key(conn, settings, keystore, now)
+            signer = await ensure_signing_key(
+                conn, keystore, KeyPolicy.from_settings(settings), now
+            )
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", BOOTSTRAP_LOCK)
     return BootstrapResult(signer, admin_key)

@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from attest.verify.contract import ASSURANCE_LEVELS, assurance_rank
+
 __all__ = [
     "ASSURANCE_LEVELS",
     "ATTRIBUTES",
@@ -22,7 +24,6 @@ __all__ = [
 ]
 
 #: Identity assurance levels of NIST SP 800-63A, weakest first.
-ASSURANCE_LEVELS: Final = ("IAL1", "IAL2", "IAL3")
 
 #: Attribute names that evidence can establish and policies can test.
 ATTRIBUTES: Final = ("citizenship", "us_person_status")
@@ -87,18 +88,6 @@ ISO_3166_ALPHA2: Final = frozenset(
 
 _ALPHA2_SHAPE: Final = re.compile(r"[A-Z]{2}")
 _US_NATIONAL_STATUSES: Final = frozenset({"us_citizen", "us_national"})
-
-
-def assurance_rank(level: str) -> int:
-    """Return the rank of an assurance level: IAL1 -> 1, IAL2 -> 2, IAL3 -> 3.
-
-    Raises ValueError for anything that is not one of ASSURANCE_LEVELS, so a typo can never
-    compare as "low" or "high" by accident.
-    """
-    try:
-        return ASSURANCE_LEVELS.index(level) + 1
-    except ValueError:
-        raise ValueError(f"unknown assurance level {level!r}") from None
 
 
 def _citizenship_problems(value: object) -> list[tuple[str, str]]:

@@ -51,15 +51,15 @@ def _list(settings: Any, run: Runner) -> int:
             ["KID", "ALG", "STATE", "CREATED", "SIGNS FROM", "SIGNED UNTIL", "LEAVES JWKS"],
             [
                 [
-                    r["kid"],
-                    r["alg"],
-                    r["state"],
-                    _when(r["created_at"]),
-                    _when(r["activated_at"] or r["activate_after"]),
-                    _when(r["compromised_at"] or r["retiring_at"]),
-                    _when(r["compromised_at"] or r["retired_at"] or r["retire_after"]),
+                    k.kid,
+                    k.alg,
+                    k.state,
+                    _when(k.created_at),
+                    _when(k.activated_at or k.activate_after),
+                    _when(k.compromised_at or k.retiring_at),
+                    _when(k.compromised_at or k.retired_at or k.retire_after),
                 ]
-                for r in rows
+                for k in rows
             ],
         )
     )

@@ -46,16 +46,16 @@ class Keyring:
         current = self.current
         if current is not None and current.kid == kid:
             return current
-        row = await repository.current_signing_key(conn)
-        if row is None:
+        key = await repository.current_signing_key(conn)
+        if key is None:
             raise KeystoreError("no signing key is active: see 'attest keys list'")
         # Only the active key is kept loaded: a replaced or compromised key is dropped here.
         try:
-            self.current = self.keystore.load(row["kid"], row["alg"], row["keystore_ref"])
+            self.current = self.keystore.load(key.kid, key.alg, key.keystore_ref)
         except KeystoreError as exc:
             # This instance cannot sign with the key the others use (keystore mount or token
             # missing): refuse to issue rather than sign with a key that is no longer active.
-            log.exception("cannot load the active signing key %s", row["kid"])
+            log.exception("cannot load the active signing key %s", key.kid)
             raise ServiceUnavailable(
                 "The active signing key cannot be loaded on this instance; no token was issued."
             ) from exc

@@ -11,6 +11,7 @@ the same transaction. The database (0003_keys.sql) refuses any transition not li
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,19 +19,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
-
 from attest.audit import service as audit
 from attest.db import Conn
-from attest.errors import Conflict, NotFound
+from attest.errors import Conflict, NotFound, UnprocessableInput
 from attest.keys import repository
-from attest.keys.keystore import Algorithm, Keystore
+from attest.keys.keystore import Algorithm, Keystore, KeystoreError, Signer
+from attest.keys.models import Plan, Revocation, Rotation, SigningKey
 from attest.settings import Settings, SettingsError
 
 __all__ = [
     "KeyPolicy",
     "Plan",
+    "Revocation",
+    "Rotation",
     "check_audience_lifetimes",
+    "check_token_lifetime",
+    "ensure_signing_key",
+    "longest_token_lifetime",
     "plan",
     "revoke_compromised",
     "rotate",
@@ -62,15 +67,23 @@ class KeyPolicy:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    activate: str | None
-    retire: tuple[str, ...]
-    create_pending: bool
+def longest_token_lifetime(policy: KeyPolicy) -> int:
+    """The longest token lifetime (seconds) the keys can honour: a retiring key stays
+    published for the retiring window, and verifiers accept a token up to the leeway
+    after its ``exp``, so every token must expire by window - leeway (DESIGN.md, "Keys")."""
+    return policy.retiring_window - policy.leeway
 
-    @property
-    def empty(self) -> bool:
-        return self.activate is None and not self.retire and not self.create_pending
+
+def check_token_lifetime(lifetime: int, policy: KeyPolicy) -> None:
+    """Refuse (422, field ``$.token_lifetime``) a lifetime that would outlive its key."""
+    longest = longest_token_lifetime(policy)
+    if lifetime > longest:
+        raise UnprocessableInput(
+            f"A token lifetime of {lifetime} s would outlive the key that signed it: "
+            f"at most {longest} s with ATTEST_KEY_RETIRING_WINDOW "
+            f"{policy.retiring_window} s and ATTEST_KEY_LEEWAY {policy.leeway} s.",
+            errors=[{"field": "$.token_lifetime", "message": f"at most {longest}"}],
+        )
 
 
 def plan(
@@ -128,14 +141,14 @@ async def _activate(
     prepublication_skipped: bool = False,
 ) -> None:
     until = now + timedelta(seconds=policy.retiring_window)
-    for row in await repository.keys_in_state(conn, "active"):
-        await repository.set_state(conn, row["kid"], "retiring", now, until)
+    for key in await repository.keys_in_state(conn, "active"):
+        await repository.set_state(conn, key.kid, "retiring", now, until)
         await _event(
             conn,
             "key.retiring",
             now,
             actor,
-            {"kid": row["kid"], "alg": row["alg"], "retire_after": _iso(until), "via": via},
+            {"kid": key.kid, "alg": key.alg, "retire_after": _iso(until), "via": via},
         )
     await repository.set_state(conn, kid, "active", now)
     await _event(
@@ -154,7 +167,7 @@ async def _create_pending(
     now: datetime,
     actor: uuid.UUID | None,
     via: str,
-) -> asyncpg.Record:
+) -> SigningKey:
     # Made in the keystore first: a failed transaction leaves an unused private key
     # behind (never named by the database, never published), not a record without a key.
     signer = keystore.generate(policy.algorithm)
@@ -181,9 +194,9 @@ async def _create_pending(
             "via": via,
         },
     )
-    row = await repository.get_key(conn, signer.kid)
-    assert row is not None  # noqa: S101 - inserted above in this transaction
-    return row
+    key = await repository.get_key(conn, signer.kid)
+    assert key is not None  # noqa: S101 - inserted above in this transaction
+    return key
 
 
 async def tick(conn: Conn, keystore: Keystore, policy: KeyPolicy, now: datetime) -> Plan:
@@ -193,11 +206,9 @@ async def tick(conn: Conn, keystore: Keystore, policy: KeyPolicy, now: datetime)
             return Plan(None, (), False)
         keys = await repository.list_keys(conn)
         expiries = {
-            k["kid"]: await repository.last_expiry(conn, k["kid"])
-            for k in keys
-            if k["state"] == "retiring"
+            k.kid: await repository.last_expiry(conn, k.kid) for k in keys if k.state == "retiring"
         }
-        due = plan([dict(k) for k in keys], expiries, now, policy)
+        due = plan([dataclasses.asdict(k) for k in keys], expiries, now, policy)
         if due.activate is not None:
             await _activate(conn, due.activate, now, policy, None, "schedule")
         for kid in due.retire:
@@ -208,14 +219,6 @@ async def tick(conn: Conn, keystore: Keystore, policy: KeyPolicy, now: datetime)
     if not due.empty:
         log.info("key transitions: %s", due)
     return due
-
-
-@dataclass(frozen=True, slots=True)
-class Rotation:
-    kid: str
-    alg: str
-    activate_after: datetime
-    created: bool
 
 
 async def rotate(
@@ -231,20 +234,11 @@ async def rotate(
         await repository.lock_keys(conn)
         pending = await repository.keys_in_state(conn, "pending")
         if pending:
-            row, created = pending[0], False
+            key, created = pending[0], False
         else:
-            row, created = await _create_pending(conn, keystore, policy, now, actor, via), True
-    return Rotation(row["kid"], row["alg"], row["activate_after"], created)
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    kid: str
-    previous_state: str
-    compromised_at: datetime
-    replacement: str | None
-    replacement_alg: str | None
-    prepublication_skipped: bool
+            key, created = await _create_pending(conn, keystore, policy, now, actor, via), True
+    assert key.activate_after is not None  # noqa: S101 - a pending key has one (0003_keys.sql)
+    return Rotation(key.kid, key.alg, key.activate_after, created)
 
 
 async def revoke_compromised(
@@ -259,10 +253,10 @@ async def revoke_compromised(
     """Take a compromised key out of JWKS at once; if it was signing, promote a key now."""
     async with conn.transaction():
         await repository.lock_keys(conn)
-        row = await repository.get_key(conn, kid)
-        if row is None:
+        key = await repository.get_key(conn, kid)
+        if key is None:
             raise NotFound(f"There is no signing key {kid}.")
-        if row["state"] == "compromised":
+        if key.state == "compromised":
             raise Conflict(f"The key {kid} is already marked compromised.")
         await repository.set_state(conn, kid, "compromised", now)
         await _event(
@@ -270,23 +264,23 @@ async def revoke_compromised(
             "key.compromised",
             now,
             actor,
-            {"kid": kid, "previous_state": row["state"], "via": via},
+            {"kid": kid, "previous_state": key.state, "via": via},
         )
         replacement: str | None = None
         replacement_alg: str | None = None
-        if row["state"] == "active":
+        if key.state == "active":
             # No pre-publication: a compromised key must stop signing now. Verifiers that
             # have not seen the replacement refetch on its unknown kid.
             pending = await repository.keys_in_state(conn, "pending")
             if pending:
-                replacement, replacement_alg = pending[0]["kid"], pending[0]["alg"]
+                replacement, replacement_alg = pending[0].kid, pending[0].alg
             else:
                 fresh = await _create_pending(conn, keystore, policy, now, actor, via)
-                replacement, replacement_alg = fresh["kid"], fresh["alg"]
+                replacement, replacement_alg = fresh.kid, fresh.alg
             await _activate(conn, replacement, now, policy, actor, via, prepublication_skipped=True)
     return Revocation(
         kid=kid,
-        previous_state=row["state"],
+        previous_state=key.state,
         compromised_at=now,
         replacement=replacement,
         replacement_alg=replacement_alg,
@@ -297,9 +291,30 @@ async def revoke_compromised(
 async def check_audience_lifetimes(conn: Conn, settings: Settings) -> None:
     """Start-up: refuse a retiring window shorter than an audience's token lifetime + leeway."""
     longest = await repository.max_audience_lifetime(conn)
-    if longest is not None and longest + settings.key_leeway > settings.key_retiring_window:
+    if longest is not None and longest > longest_token_lifetime(KeyPolicy.from_settings(settings)):
         raise SettingsError(
             f"ATTEST_KEY_RETIRING_WINDOW ({settings.key_retiring_window} s) is shorter than the "
             f"longest audience token lifetime ({longest} s) plus ATTEST_KEY_LEEWAY "
             f"({settings.key_leeway} s): a retired key would still have live tokens"
         )
+
+
+async def ensure_signing_key(
+    conn: Conn, keystore: Keystore, policy: KeyPolicy, now: datetime
+) -> Signer:
+    """Start-up: the active key's signer, or on a first start a first key, active at once
+    (nothing was published before it, so there is nothing to pre-publish it against).
+    Call inside the bootstrap transaction, under its lock."""
+    current = await repository.current_signing_key(conn)
+    if current is not None:
+        return keystore.load(current.kid, current.alg, current.keystore_ref)
+    if await repository.list_keys(conn):
+        raise KeystoreError("signing keys exist but none is active: see 'attest keys list'")
+    signer = keystore.generate(policy.algorithm)
+    await repository.insert_active_key(
+        conn, signer.kid, signer.alg, signer.public_jwk(), keystore.ref(signer), now
+    )
+    await _event(
+        conn, "key.activated", now, None, {"kid": signer.kid, "alg": signer.alg, "first_key": True}
+    )
+    return signer

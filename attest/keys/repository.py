@@ -1,4 +1,7 @@
-"""SQL for signing-key records (public keys and lifecycle state; never private keys)."""
+"""SQL for signing-key records (public keys and lifecycle state; never private keys).
+
+Rows become :class:`~attest.keys.models.SigningKey` here and go no further.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ from datetime import datetime
 import asyncpg
 
 from attest.db import Conn
+from attest.keys.models import SigningKey
 
 __all__ = [
     "KEYS_LOCK",
-    "active_key",
     "current_signing_key",
     "current_signing_kid",
     "get_key",
@@ -22,6 +25,7 @@ __all__ = [
     "lock_keys",
     "max_audience_lifetime",
     "published_keys",
+    "published_states",
     "set_state",
     "try_lock_keys",
 ]
@@ -31,7 +35,6 @@ KEYS_LOCK = 0x617474657303
 
 KEY_COLUMNS = """kid, alg, state, public_jwk, keystore_ref, created_at, activated_at, retiring_at,
 retired_at, compromised_at, activate_after, retire_after"""
-SELECT_ACTIVE = f"SELECT {KEY_COLUMNS} FROM signing_keys WHERE state = 'active' AND alg = $1"
 # The signing key: the active key activated last (normally the only active key).
 SELECT_CURRENT = f"""
 SELECT {KEY_COLUMNS} FROM signing_keys WHERE state = 'active'
@@ -42,6 +45,12 @@ SELECT kid FROM signing_keys WHERE state = 'active' ORDER BY activated_at DESC, 
 """
 SELECT_PUBLISHED = f"""
 SELECT {KEY_COLUMNS} FROM signing_keys WHERE state IN ('pending', 'active', 'retiring')
+ORDER BY created_at, kid
+"""
+# Just what decides the JWKS document: kid is a thumbprint and identity columns are
+# immutable (0003_keys.sql), so the same (kid, state) list means the same published keys.
+SELECT_PUBLISHED_STATES = """
+SELECT kid, state FROM signing_keys WHERE state IN ('pending', 'active', 'retiring')
 ORDER BY created_at, kid
 """
 SELECT_ALL = f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"
@@ -79,14 +88,26 @@ async def try_lock_keys(conn: Conn) -> bool:
     return got
 
 
-async def active_key(conn: Conn, alg: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(SELECT_ACTIVE, alg)
-    return row
+def _key(row: asyncpg.Record) -> SigningKey:
+    return SigningKey(
+        kid=row["kid"],
+        alg=row["alg"],
+        state=row["state"],
+        public_jwk=row["public_jwk"],
+        keystore_ref=row["keystore_ref"],
+        created_at=row["created_at"],
+        activated_at=row["activated_at"],
+        retiring_at=row["retiring_at"],
+        retired_at=row["retired_at"],
+        compromised_at=row["compromised_at"],
+        activate_after=row["activate_after"],
+        retire_after=row["retire_after"],
+    )
 
 
-async def current_signing_key(conn: Conn | asyncpg.Pool) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(SELECT_CURRENT)
-    return row
+async def current_signing_key(conn: Conn | asyncpg.Pool) -> SigningKey | None:
+    row = await conn.fetchrow(SELECT_CURRENT)
+    return _key(row) if row is not None else None
 
 
 async def current_signing_kid(conn: Conn | asyncpg.Pool) -> str | None:
@@ -94,21 +115,28 @@ async def current_signing_kid(conn: Conn | asyncpg.Pool) -> str | None:
     return kid
 
 
-async def get_key(conn: Conn | asyncpg.Pool, kid: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(SELECT_ONE, kid)
-    return row
+async def get_key(conn: Conn | asyncpg.Pool, kid: str) -> SigningKey | None:
+    row = await conn.fetchrow(SELECT_ONE, kid)
+    return _key(row) if row is not None else None
 
 
-async def keys_in_state(conn: Conn, state: str) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_IN_STATE, state))
+async def keys_in_state(conn: Conn, state: str) -> list[SigningKey]:
+    return [_key(r) for r in await conn.fetch(SELECT_IN_STATE, state)]
 
 
-async def published_keys(conn: Conn | asyncpg.Pool) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_PUBLISHED))
+async def published_keys(conn: Conn | asyncpg.Pool) -> list[SigningKey]:
+    """The keys of the JWKS (pending, active, retiring), oldest first."""
+    return [_key(r) for r in await conn.fetch(SELECT_PUBLISHED)]
 
 
-async def list_keys(conn: Conn | asyncpg.Pool) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_ALL))
+async def published_states(conn: Conn | asyncpg.Pool) -> tuple[tuple[str, str], ...]:
+    """(kid, state) of each key :func:`published_keys` returns, in the same order."""
+    return tuple((r["kid"], r["state"]) for r in await conn.fetch(SELECT_PUBLISHED_STATES))
+
+
+async def list_keys(conn: Conn | asyncpg.Pool) -> list[SigningKey]:
+    """Every key ever made (key history), oldest first."""
+    return [_key(r) for r in await conn.fetch(SELECT_ALL)]
 
 
 async def insert_active_key(

@@ -2,70 +2,49 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+from datetime import datetime
 from typing import Any
 
-import asyncpg
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from attest.errors import InvalidInput, ServiceUnavailable
+from attest.errors import InvalidInput
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
-from attest.http.context import AppContext, app_context
-from attest.keys import lifecycle, repository
-from attest.keys.keyring import Keyring
-from attest.policy import repository as policies
-from attest.settings import HARD_MAX_TOKEN_LIFETIME
+from attest.keys.models import SigningKey
+from attest.keys.service import AudienceDirectory, KeyService
 
 __all__ = ["configuration", "jwks", "key_history", "list_keys", "revoke_key", "rotate_keys"]
 
 
-def _jwk(row: asyncpg.Record) -> dict[str, Any]:
-    return {**row["public_jwk"], "kid": row["kid"], "alg": row["alg"], "use": "sig"}
-
-
 @get("/.well-known/jwks.json", include_in_schema=True)
-async def jwks(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def jwks(
+    request: Request[Any, Any, Any], key_service: NamedDependency[KeyService]
+) -> Response[bytes]:
     """Keys verifiers may need now: pending, active and retiring."""
-    ctx = app_context(request)
-    rows = await repository.published_keys(ctx.pool)
-    body = json.dumps({"keys": [_jwk(r) for r in rows]}, separators=(",", ":")).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    document = await key_service.jwks()
     headers = {
-        "Cache-Control": f"public, max-age={ctx.settings.jwks_max_age}",
-        "ETag": etag,
+        "Cache-Control": f"public, max-age={key_service.jwks_max_age}",
+        "ETag": document.etag,
     }
-    if etag in request.headers.get("if-none-match", ""):
+    if document.etag in request.headers.get("if-none-match", ""):
         return Response(b"", status_code=304, headers=headers)
-    return Response(body, media_type="application/jwk-set+json", headers=headers)
+    return Response(document.body, media_type="application/jwk-set+json", headers=headers)
 
 
 @get("/.well-known/attest-configuration")
-async def configuration(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    ctx = app_context(request)
-    issuer = ctx.settings.issuer
-    audiences = await policies.list_audiences(ctx.pool)
+async def configuration(
+    key_service: NamedDependency[KeyService],
+    audience_directory: NamedDependency[AudienceDirectory],
+) -> dict[str, Any]:
+    keys = key_service.discovery()
+    audit_endpoint = keys.pop("audit_endpoint")
+    # The published member order: the key part, the audiences, then the audit endpoint.
     return {
-        "issuer": issuer,
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "key_history_uri": f"{issuer}/v1/keys/history",
-        "token_endpoint": f"{issuer}/v1/tokens",
-        "token_type": "elig+jwt",
-        "signing_alg_values_supported": ["ES256", "EdDSA"],
-        "max_token_lifetime": HARD_MAX_TOKEN_LIFETIME,
-        "jwks_max_age": ctx.settings.jwks_max_age,
-        "audiences": [
-            {
-                "audience": a.audience,
-                "policy": a.policy_name,
-                "token_lifetime": a.token_lifetime,
-                "binding_required": a.binding_required,
-            }
-            for a in audiences
-        ],
-        "audit_endpoint": f"{issuer}/v1/audit/events",
+        **keys,
+        "audiences": await audience_directory.list_audiences(),
+        "audit_endpoint": audit_endpoint,
     }
 
 
@@ -73,71 +52,60 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _history_view(r: asyncpg.Record) -> dict[str, Any]:
+def _history_view(k: SigningKey) -> dict[str, Any]:
     """A key's public half and validity window: it signed from activated_at to retiring_at
     (or compromised_at), and was published from created_at to retired_at/compromised_at."""
     return {
-        "kid": r["kid"],
-        "alg": r["alg"],
-        "state": r["state"],
-        "public_jwk": _jwk(r),
-        "created_at": _iso(r["created_at"]),
-        "activated_at": _iso(r["activated_at"]),
-        "retiring_at": _iso(r["retiring_at"]),
-        "retired_at": _iso(r["retired_at"]),
-        "compromised_at": _iso(r["compromised_at"]),
+        "kid": k.kid,
+        "alg": k.alg,
+        "state": k.state,
+        "public_jwk": k.jwk(),
+        "created_at": _iso(k.created_at),
+        "activated_at": _iso(k.activated_at),
+        "retiring_at": _iso(k.retiring_at),
+        "retired_at": _iso(k.retired_at),
+        "compromised_at": _iso(k.compromised_at),
         # Tokens it signed are trustworthy if issued inside this window (open: still signing).
         "signing_window": {
-            "from": _iso(r["activated_at"]),
-            "until": _iso(r["retiring_at"] or r["compromised_at"]),
+            "from": _iso(k.activated_at),
+            "until": _iso(k.retiring_at or k.compromised_at),
         }
-        if r["activated_at"] is not None
+        if k.activated_at is not None
         else None,
     }
 
 
 @get("/v1/keys", guards=[requires("keys:admin")])
-async def list_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def list_keys(key_service: NamedDependency[KeyService]) -> dict[str, Any]:
     """Every key with its state and the times of its due transitions (admin)."""
-    ctx = app_context(request)
-    rows = await repository.list_keys(ctx.pool)
+    rows = await key_service.keys()
     return {
         "keys": [
             {
-                **_history_view(r),
-                "activate_after": _iso(r["activate_after"]),
-                "retire_after": _iso(r["retire_after"]),
-                "keystore_ref": r["keystore_ref"],
+                **_history_view(k),
+                "activate_after": _iso(k.activate_after),
+                "retire_after": _iso(k.retire_after),
+                "keystore_ref": k.keystore_ref,
             }
-            for r in rows
+            for k in rows
         ]
     }
 
 
 @get("/v1/keys/history")
-async def key_history(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def key_history(key_service: NamedDependency[KeyService]) -> dict[str, Any]:
     """Public: every key ever used, so old attestations stay verifiable after retirement."""
-    ctx = app_context(request)
-    rows = await repository.list_keys(ctx.pool)
-    return {"keys": [_history_view(r) for r in rows]}
-
-
-def _keyring(ctx: AppContext) -> Keyring:
-    if ctx.keyring is None:
-        raise ServiceUnavailable("The keystore is not open yet.")
-    return ctx.keyring
+    return {"keys": [_history_view(k) for k in await key_service.history()]}
 
 
 @post("/v1/keys/rotate", guards=[requires("keys:admin")], status_code=202)
-async def rotate_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def rotate_keys(
+    request: Request[Any, Any, Any],
+    key_service: NamedDependency[KeyService],
+    now: NamedDependency[datetime],
+) -> dict[str, Any]:
     """Publish the next key as pending; it signs once the pre-publication period is over."""
-    ctx = app_context(request)
-    keyring = _keyring(ctx)
-    policy = lifecycle.KeyPolicy.from_settings(ctx.settings)
-    async with ctx.pool.acquire() as conn:
-        done = await lifecycle.rotate(
-            conn, keyring.keystore, policy, ctx.now(), current_client(request).id, "api"
-        )
+    done = await key_service.rotate(current_client(request).id, now)
     return {
         "kid": done.kid,
         "alg": done.alg,
@@ -153,7 +121,11 @@ class RevokeRequest(Body):
 
 @post("/v1/keys/{kid:str}/revoke", guards=[requires("keys:admin")], status_code=200)
 async def revoke_key(
-    request: Request[Any, Any, Any], kid: FromPath[str], data: JSONBody[RevokeRequest]
+    request: Request[Any, Any, Any],
+    kid: FromPath[str],
+    data: JSONBody[RevokeRequest],
+    key_service: NamedDependency[KeyService],
+    now: NamedDependency[datetime],
 ) -> dict[str, Any]:
     """Mark a key compromised: out of JWKS at once; a signing key is replaced immediately."""
     if not data.compromised:
@@ -162,14 +134,7 @@ async def revoke_key(
             "replaces a healthy key safely (POST /v1/keys/rotate).",
             errors=[{"field": "$.compromised", "message": "must be true"}],
         )
-    ctx = app_context(request)
-    keyring = _keyring(ctx)
-    policy = lifecycle.KeyPolicy.from_settings(ctx.settings)
-    async with ctx.pool.acquire() as conn:
-        done = await lifecycle.revoke_compromised(
-            conn, keyring.keystore, policy, ctx.now(), kid, current_client(request).id, "api"
-        )
-        await ctx.current_signer(conn)
+    done = await key_service.revoke_compromised(kid, current_client(request).id, now)
     return {
         "kid": done.kid,
         "state": "compromised",

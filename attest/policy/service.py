@@ -20,6 +20,7 @@ from attest.clients.models import Client
 from attest.db import Conn
 from attest.errors import Conflict, NotFound, UnprocessableInput
 from attest.evidence import service as evidence
+from attest.keys.lifecycle import KeyPolicy, check_token_lifetime
 from attest.policy import repository
 from attest.policy.document import PolicyDocumentError, policy_digest, validate_policy_document
 from attest.policy.engine import evaluate
@@ -57,6 +58,7 @@ class PolicyService:
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
+        self._key_policy = KeyPolicy.from_settings(settings)
 
     async def latest(self, name: str) -> tuple[PolicyVersion, list[VersionSummary]]:
         async with self._pool.acquire() as conn:
@@ -153,6 +155,18 @@ class PolicyService:
     async def audiences(self) -> list[Audience]:
         return await repository.list_audiences(self._pool)
 
+    async def list_audiences(self) -> list[dict[str, Any]]:
+        """Discovery's view of the audiences (keys.service.AudienceDirectory)."""
+        return [
+            {
+                "audience": a.audience,
+                "policy": a.policy_name,
+                "token_lifetime": a.token_lifetime,
+                "binding_required": a.binding_required,
+            }
+            for a in await self.audiences()
+        ]
+
     async def bind_audience(
         self,
         client: Client,
@@ -166,7 +180,6 @@ class PolicyService:
         """Register or rebind an audience; True when it was created."""
         if not 1 <= len(audience) <= 256:
             raise UnprocessableInput("An audience name has 1 to 256 characters.")
-        settings = self._settings
         async with self._pool.acquire() as conn, conn.transaction():
             await repository.lock_audience(conn, audience, "exclusive")
             if await repository.latest_policy(conn, policy) is None:
@@ -175,17 +188,9 @@ class PolicyService:
                     errors=[{"field": "$.policy", "message": "unknown policy"}],
                 )
             existing = await repository.get_audience(conn, audience)
-            lifetime = token_lifetime or settings.default_token_lifetime
-            if lifetime + settings.key_leeway > settings.key_retiring_window:
-                # A retired key must outlive every token it signed (DESIGN.md, "Keys").
-                longest = settings.key_retiring_window - settings.key_leeway
-                raise UnprocessableInput(
-                    f"A token lifetime of {lifetime} s would outlive the key that signed it: "
-                    f"at most {longest} s with ATTEST_KEY_RETIRING_WINDOW "
-                    f"{settings.key_retiring_window} s and ATTEST_KEY_LEEWAY "
-                    f"{settings.key_leeway} s.",
-                    errors=[{"field": "$.token_lifetime", "message": f"at most {longest}"}],
-                )
+            lifetime = token_lifetime or self._settings.default_token_lifetime
+            # A retired key must outlive every token it signed (DESIGN.md, "Keys").
+            check_token_lifetime(lifetime, self._key_policy)
             bound = await repository.upsert_audience(
                 conn, audience, policy, lifetime, binding_required
             )

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from support import Clock, LiveServer, make_settings, start_server
 
+from attest.errors import UnprocessableInput
+from attest.keys.lifecycle import KeyPolicy, check_token_lifetime, longest_token_lifetime
+
 
 @pytest.fixture
 def short_window(key_db: str, tmp_path: Path) -> Iterator[LiveServer]:
@@ -45,3 +48,18 @@ def test_audience_lifetime_beyond_the_retiring_window_is_refused(
         )
         assert fits.status_code == 201
         assert fits.json()["token_lifetime"] == 940
+
+
+def test_the_retiring_window_rule_is_pure_and_exact() -> None:
+    policy = KeyPolicy("ES256", 3600, 60, retiring_window=1000, leeway=60)
+    assert longest_token_lifetime(policy) == 940
+    check_token_lifetime(940, policy)
+    with pytest.raises(UnprocessableInput) as info:
+        check_token_lifetime(941, policy)
+    assert info.value.detail == (
+        "A token lifetime of 941 s would outlive the key that signed it: at most 940 s "
+        "with ATTEST_KEY_RETIRING_WINDOW 1000 s and ATTEST_KEY_LEEWAY 60 s."
+    )
+    assert info.value.extensions == {
+        "errors": [{"field": "$.token_lifetime", "message": "at most 940"}]
+    }

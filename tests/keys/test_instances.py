@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import jwt
 
 from attest.verify import RemoteJWKS, Verifier
@@ -188,3 +189,29 @@ def test_an_instance_without_the_new_key_refuses_to_issue(
     assert refused.status_code == 503
     assert refused.headers["content-type"].startswith("application/problem+json")
     issuer_for(first).issue()  # the instance with the key goes on issuing
+
+
+def test_each_instance_serves_the_key_set_another_instance_changed(
+    world: Any, published: Any
+) -> None:
+    # Each instance keeps its JWKS bytes ready; a change made on another instance (or by
+    # the CLI) must still reach the next request, with a new ETag.
+    one, two = world.start(), world.start()
+
+    def served(server: Any, etag: str = "") -> Any:
+        return httpx.get(
+            server.base_url + "/.well-known/jwks.json", headers={"If-None-Match": etag}
+        )
+
+    before = served(two)
+    (key_a,) = [k["kid"] for k in before.json()["keys"]]
+    assert served(two, before.headers["etag"]).status_code == 304
+    with one.client(one.admin_key) as admin:
+        key_b = admin.post("/v1/keys/rotate").json()["kid"]
+        after = served(two, before.headers["etag"])
+        assert after.status_code == 200
+        assert after.headers["etag"] != before.headers["etag"]
+        assert [k["kid"] for k in after.json()["keys"]] == [key_a, key_b]
+        assert admin.post(f"/v1/keys/{key_b}/revoke", json={"compromised": True}).is_success
+    assert [k["kid"] for k in published(two)["keys"]] == [key_a]
+    assert served(two, before.headers["etag"]).status_code == 304  # the same set again

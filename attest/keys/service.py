@@ -1,0 +1,125 @@
+"""Key use cases: the published key set, key history, rotation, compromise, discovery.
+
+The decisions are in :mod:`attest.keys.lifecycle` (a pure plan, then transactional steps
+that record their own audit events); this module gives them a pool, the instance's
+:class:`~attest.keys.keyring.Keyring` and the settings, and keeps the keyring following
+what they change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import asyncpg
+
+from attest.keys import lifecycle, repository
+from attest.keys.keyring import Keyring
+from attest.keys.models import JwksDocument, Plan, Revocation, Rotation, SigningKey
+from attest.settings import Settings
+from attest.verify.contract import ALGORITHMS, HARD_MAX_TOKEN_LIFETIME, TOKEN_TYPE
+
+__all__ = ["AudienceDirectory", "KeyService"]
+
+
+# runtime_checkable: Litestar checks an injected dependency against its declared type.
+@runtime_checkable
+class AudienceDirectory(Protocol):
+    """The registered audiences, as discovery lists them. Audiences belong to the policy
+    domain, above keys, so discovery is handed one of these instead of importing it."""
+
+    async def list_audiences(self) -> list[dict[str, Any]]:
+        """Each audience as ``{audience, policy, token_lifetime, binding_required}``."""
+        ...
+
+
+def _jwks_document(keys: list[SigningKey]) -> JwksDocument:
+    body = json.dumps({"keys": [k.jwk() for k in keys]}, separators=(",", ":")).encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return JwksDocument(body, etag, tuple((k.kid, k.state) for k in keys))
+
+
+class KeyService:
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring, settings: Settings) -> None:
+        self._pool = pool
+        #: The instance's one cache of the active signer (tokens sign with ``keyring.active``).
+        self.keyring = keyring
+        self._settings = settings
+        self._policy = lifecycle.KeyPolicy.from_settings(settings)
+        self._jwks: JwksDocument | None = None
+
+    @property
+    def jwks_max_age(self) -> int:
+        """How long verifiers may cache the JWKS (seconds)."""
+        return self._settings.jwks_max_age
+
+    async def jwks(self) -> JwksDocument:
+        """The JWKS (pending, active and retiring keys) as bytes with their ETag.
+
+        Any instance may change the key set, so each call reads the published (kid, state)
+        list; the document is rebuilt only when that differs from the one it was made from
+        (a kid names immutable key material, 0003_keys.sql).
+        """
+        async with self._pool.acquire() as conn:
+            published = await repository.published_states(conn)
+            kept = self._jwks
+            if kept is not None and kept.published == published:
+                return kept
+            keys = await repository.published_keys(conn)
+        # Cached under the (kid, state)s it was made from, read with it: if the set changed
+        # between the two reads, the next call sees a difference and rebuilds.
+        document = _jwks_document(keys)
+        self._jwks = document
+        return document
+
+    async def keys(self) -> list[SigningKey]:
+        """Every key with its state and lifecycle times, oldest first (admin)."""
+        return await repository.list_keys(self._pool)
+
+    async def history(self) -> list[SigningKey]:
+        """Every key ever used, so old attestations stay verifiable after retirement."""
+        return await repository.list_keys(self._pool)
+
+    async def rotate(self, actor: uuid.UUID | None, now: datetime) -> Rotation:
+        """Publish the next key as pending (or return the one already pending)."""
+        async with self._pool.acquire() as conn:
+            return await lifecycle.rotate(
+                conn, self.keyring.keystore, self._policy, now, actor, "api"
+            )
+
+    async def revoke_compromised(
+        self, kid: str, actor: uuid.UUID | None, now: datetime
+    ) -> Revocation:
+        """Mark ``kid`` compromised; this instance signs with the replacement at once."""
+        async with self._pool.acquire() as conn:
+            done = await lifecycle.revoke_compromised(
+                conn, self.keyring.keystore, self._policy, now, kid, actor, "api"
+            )
+            await self.keyring.active(conn)
+        return done
+
+    async def tick(self, now: datetime) -> Plan:
+        """The scheduled check: apply due transitions (if this instance holds the lock),
+        then follow whichever key is active now, wherever it was activated."""
+        async with self._pool.acquire() as conn:
+            due = await lifecycle.tick(conn, self.keyring.keystore, self._policy, now)
+            await self.keyring.active(conn)
+        return due
+
+    def discovery(self) -> dict[str, Any]:
+        """The key part of ``/.well-known/attest-configuration`` (without audiences)."""
+        issuer = self._settings.issuer
+        return {
+            "issuer": issuer,
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "key_history_uri": f"{issuer}/v1/keys/history",
+            "token_endpoint": f"{issuer}/v1/tokens",
+            "token_type": TOKEN_TYPE,
+            "signing_alg_values_supported": list(ALGORITHMS),
+            "max_token_lifetime": HARD_MAX_TOKEN_LIFETIME,
+            "jwks_max_age": self._settings.jwks_max_age,
+            "audit_endpoint": f"{issuer}/v1/audit/events",
+        }
