@@ -144,14 +144,19 @@ class FileKeystore:
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(self._passphrase),
         )
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(kid)
-        # O_EXCL: never overwrite an existing key file; 0600: private to the service user.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: never overwrite an existing key file; 0600: private to the service user.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise KeystoreError(
+                f"cannot write a new key to the keystore {self.directory}: {exc.strerror}"
+            ) from exc
         log.info("generated %s signing key %s in %s", alg, kid, self.directory)
         return _LocalSigner(kid, alg, key)
 
