@@ -120,55 +120,43 @@ def _async_client(live: LiveServer, sync: httpx.Client) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=live.base_url, headers=dict(sync.headers), timeout=30)
 
 
-async def test_a_revocation_during_issuance_waits_for_it_and_later_requests_see_it(
+# (change, its path under the subject or its evidence, its status, the event it records)
+CHANGES = [
+    ("revocation", "/v1/subjects/{subject}/revocations", 201, "subject.revoked"),
+    ("withdrawal", "/v1/evidence/{evidence}/withdrawals", 200, "evidence.withdrawn"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "status", "event"), CHANGES, ids=[c[0] for c in CHANGES]
+)
+async def test_a_change_of_the_subject_during_issuance_waits_for_it_and_later_requests_see_it(
     live: LiveServer,
     database_url: str,
     admin: httpx.Client,
     actors: Actors,
     eligible: tuple[httpx.Client, str, str],
-) -> None:
-    operator, subject_id, _ = eligible
-    async with _async_client(live, operator) as http:
-        token, revoked = await _race(
-            database_url,
-            lambda: http.post(
-                "/v1/tokens", json={"subject_id": subject_id, "audience": "model:fable-5"}
-            ),
-            lambda: http.post(f"/v1/subjects/{subject_id}/revocations", json={}),
-        )
-        assert revoked.status_code == 201, revoked.text
-        await _recorded_before(admin, subject_id, token, "subject.revoked")
-        after = await http.post(
-            "/v1/tokens", json={"subject_id": subject_id, "audience": "model:fable-5"}
-        )
-        assert after.status_code == 403, after.text
-
-
-async def test_an_evidence_withdrawal_during_issuance_waits_for_it(
-    live: LiveServer,
-    database_url: str,
-    admin: httpx.Client,
-    actors: Actors,
-    eligible: tuple[httpx.Client, str, str],
+    change: str,
+    path: str,
+    status: int,
+    event: str,
 ) -> None:
     operator, subject_id, evidence_id = eligible
-    withdrawer = actors.client("evidence:review", name="withdrawer")
+    changer = actors.client("subjects:revoke", "evidence:review", name=change)
+    url = path.format(subject=subject_id, evidence=evidence_id)
+    body = {"subject_id": subject_id, "audience": "model:fable-5"}
     async with (
         _async_client(live, operator) as http,
-        _async_client(live, withdrawer) as review,
+        _async_client(live, changer) as other,
     ):
-        token, withdrawn = await _race(
+        token, changed = await _race(
             database_url,
-            lambda: http.post(
-                "/v1/tokens", json={"subject_id": subject_id, "audience": "model:fable-5"}
-            ),
-            lambda: review.post(f"/v1/evidence/{evidence_id}/withdrawals", json={}),
+            lambda: http.post("/v1/tokens", json=body),
+            lambda: other.post(url, json={}),
         )
-        assert withdrawn.status_code == 200, withdrawn.text
-        await _recorded_before(admin, subject_id, token, "evidence.withdrawn")
-        after = await http.post(
-            "/v1/tokens", json={"subject_id": subject_id, "audience": "model:fable-5"}
-        )
+        assert changed.status_code == status, changed.text
+        await _recorded_before(admin, subject_id, token, event)
+        after = await http.post("/v1/tokens", json=body)
         assert after.status_code == 403, after.text
 
 
