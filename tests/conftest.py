@@ -20,7 +20,7 @@ import pytest
 SERVER_EXTRA = True
 try:
     import httpx
-    from support import (
+    from attest_testing.support import (
         Actors,
         Clock,
         LiveServer,

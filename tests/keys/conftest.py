@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import (
+from attest_testing.support import (
     OPERATOR_SCOPES,
     US_PASSPORT,
     Clock,
@@ -30,7 +30,7 @@ from support import (
     make_settings,
     with_database,
 )
-from support import start_server as _start_server
+from attest_testing.support import start_server as _start_server
 
 SOFTHSM_LIB = Path("/usr/lib/softhsm/libsofthsm2.so")
 

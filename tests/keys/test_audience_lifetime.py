@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Clock, LiveServer, make_settings, start_server
+from attest_testing.support import Clock, LiveServer, make_settings, start_server
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from support import execute, with_database
+from attest_testing.support import execute, with_database
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from support import US_PASSPORT, Actors, LiveServer
-from svc_helpers import (
+from attest_testing.service import (
     LPR_CARD,
     assert_problem,
     event_types,
@@ -19,6 +18,7 @@ from svc_helpers import (
     submit,
     token_for,
 )
+from attest_testing.support import US_PASSPORT, Actors, LiveServer
 
 FABLE = "model:fable-5"
 

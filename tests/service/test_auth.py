@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from support import Actors, LiveServer
-from svc_helpers import assert_problem, events
+from attest_testing.service import assert_problem, events
+from attest_testing.support import Actors, LiveServer
 
 from attest.clients.service import ALL_SCOPES, generate_key
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support import (
+from attest_testing.mrz import mrz_evidence, td3, unique_number
+from attest_testing.service import assert_problem, event_types, events, submit, token_for
+from attest_testing.support import (
     OPERATOR_SCOPES,
     US_PASSPORT,
     Actors,
@@ -19,8 +21,6 @@ from support import (
     make_settings,
     start_server,
 )
-from svc_helpers import assert_problem, event_types, events, submit, token_for
-from test_evidence_mrz import mrz_evidence, td3, unique_number
 
 FABLE = "model:fable-5"
 STRICT = f"t-strict-{uuid.uuid4().hex[:8]}"  # four-eyes from IAL1 up

@@ -8,8 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Actors, LiveServer
-from svc_helpers import LPR_CARD, approved_subject, assert_problem, events, token_for, verifier
+from attest_testing.service import (
+    LPR_CARD,
+    approved_subject,
+    assert_problem,
+    events,
+    token_for,
+    verifier,
+)
+from attest_testing.support import Actors, LiveServer
 
 from attest.policy.document import policy_digest
 

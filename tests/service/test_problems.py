@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from attest_testing.service import assert_problem, events
+from attest_testing.support import OPERATOR_SCOPES, US_PASSPORT, Actors, LiveServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import OPERATOR_SCOPES, US_PASSPORT, Actors, LiveServer
-from svc_helpers import assert_problem, events
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from support import OPERATOR_SCOPES, US_PASSPORT, Actors
-from svc_helpers import (
+from attest_testing.service import (
     assert_problem,
     event_types,
     events,
@@ -16,6 +15,7 @@ from svc_helpers import (
     token_for,
     unique,
 )
+from attest_testing.support import OPERATOR_SCOPES, US_PASSPORT, Actors
 
 
 def test_onboarding_is_idempotent_by_external_ref(

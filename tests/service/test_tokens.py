@@ -9,10 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from support import Actors, LiveServer
-from svc_helpers import (
+from attest_testing.service import (
     LPR_CARD,
     approved_subject,
     assert_problem,
@@ -24,6 +21,9 @@ from svc_helpers import (
     unique,
     verifier,
 )
+from attest_testing.support import Actors, LiveServer
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 FABLE = "model:fable-5"
 
@@ -215,7 +215,7 @@ def test_two_subjects_have_different_subs(
     onboard: Callable[..., dict[str, Any]],
     eligible_subject: dict[str, Any],
 ) -> None:
-    from support import US_PASSPORT
+    from attest_testing.support import US_PASSPORT
 
     another = approved_subject(operator, reviewer, onboard, US_PASSPORT)
     a = verifier(live, FABLE).verify(

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from support import US_PASSPORT, LiveServer
 
 from attest.verify import StaticJWKS, Verifier
+from attest_testing.support import US_PASSPORT, LiveServer
 
 PROBLEM = "application/problem+json"
 TYPE_PREFIX = "urn:attest:problem:"
