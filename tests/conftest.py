@@ -20,6 +20,7 @@ import pytest
 SERVER_EXTRA = True
 try:
     import httpx
+    from attest_testing.service import AuditTrail
     from attest_testing.support import (
         Actors,
         Clock,
@@ -66,6 +67,13 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def audit_trail(live: LiveServer) -> Iterator[AuditTrail]:
+    """The session server's whole audit trail, read forward from watermarks (``mark()``)."""
+    with live.client(live.admin_key) as admin:
+        yield AuditTrail(admin)
 
 
 @pytest.fixture(autouse=True)
