@@ -15,6 +15,8 @@ asyncpg or uvicorn, so nothing is imported here eagerly):
 - ``attest_testing.policy``: policy-document builders (was ``tests/policy/policy_helpers.py``).
 - ``attest_testing.idp``: a test identity provider (was ``tests/evidence/idp_support.py``).
 - ``attest_testing.mrz``: TD3 MRZ builders (were in tests/service/test_evidence_mrz.py).
+- ``attest_testing.postgres``: the test PostgreSQL (external or embedded, with a watchdog) and
+  fresh databases named after the pytest-xdist worker.
 - ``attest_testing.gateway``: loads examples/model_gateway by path (was
   ``tests/verify/gateway_loader.py``).
 """

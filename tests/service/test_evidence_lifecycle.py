@@ -160,6 +160,9 @@ def _onboard(client: httpx.Client) -> str:
         (None, "IAL1", "verified"),  # the global threshold (IAL2) for tenants not named
         (None, "IAL2", "pending_approval"),
     ],
+    # Fixed ids: the tenant names are random per process, and pytest-xdist requires every
+    # worker to collect the same test ids.
+    ids=["strict-IAL1", "strict-IAL3", "relaxed-IAL1", "relaxed-IAL3", "none-IAL1", "none-IAL2"],
 )
 def test_four_eyes_per_tenant_and_assurance(
     tuned: LiveServer, actors: Actors, tenant: str | None, assurance: str, status: str
