@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -175,7 +175,7 @@ def test_document_expiry_flips_a_decision_under_the_injected_clock(
     audience = f"model:test-{uuid.uuid4()}"
     assert admin.put(f"/v1/audiences/{audience}", json={"policy": name}).status_code == 201
     subject = onboard()
-    expires = (datetime.now(UTC) + timedelta(days=30)).date()
+    expires = (live.clock() + timedelta(days=30)).date()  # 30 days after the server's now
     evidence = submit(
         operator, subject["id"], mrz_evidence(td3(number=unique_number(), expiry=expires), "IAL2")
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -50,7 +50,7 @@ def _p256_jwk() -> tuple[dict[str, str], ec.EllipticCurvePrivateKey]:
 def test_eligible_subject_gets_a_verifiable_token(
     live: LiveServer, operator: httpx.Client, admin: httpx.Client, eligible_subject: dict[str, Any]
 ) -> None:
-    before = datetime.now(UTC)
+    before = live.clock()  # the server's injected clock, which stamps iat
     response = token_for(operator, eligible_subject["id"], FABLE)
     assert response.status_code == 201, response.text
     assert response.headers.get("cache-control") == "no-store"
