@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import LiveServer
+from attest_testing.support import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import US_PASSPORT, Actors, LiveServer
+from attest_testing.support import US_PASSPORT, Actors, LiveServer
 
 BATCH = "/v1/subjects/batch"
 PROBLEM = "application/problem+json"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from idp_support import ISSUER, TestIdp
+from attest_testing.idp import ISSUER, TestIdp
 
 from attest.evidence.idp import (
     ProviderConfigError,

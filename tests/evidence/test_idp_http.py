@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from idp_support import ISSUER, TestIdp
-from support import Actors, Clock, LiveServer, make_settings, start_server
+from attest_testing.idp import ISSUER, TestIdp
+from attest_testing.support import Actors, Clock, LiveServer, make_settings, start_server
 
 TENANT = f"t-idp-{uuid.uuid4().hex[:8]}"
 IDP = TestIdp()

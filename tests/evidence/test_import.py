@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from support import Actors, LiveServer
+from attest_testing.support import Actors, LiveServer
 
 from attest.subjects.importer import ImportError_, run_import
 

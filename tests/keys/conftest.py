@@ -21,16 +21,15 @@ from typing import Any
 
 import httpx
 import pytest
-from support import (
+from attest_testing.postgres import database
+from attest_testing.support import (
     OPERATOR_SCOPES,
     US_PASSPORT,
     Clock,
     LiveServer,
-    execute,
     make_settings,
-    with_database,
 )
-from support import start_server as _start_server
+from attest_testing.support import start_server as _start_server
 
 SOFTHSM_LIB = Path("/usr/lib/softhsm/libsofthsm2.so")
 
@@ -151,12 +150,8 @@ class Issuer:
 
 @pytest.fixture
 def key_db(database_url: str) -> Iterator[str]:
-    name = f"attest_keys_{secrets.token_hex(5)}"
-    asyncio.run(execute(database_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield with_database(database_url, name)
-    finally:
-        asyncio.run(execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with database(database_url, "attest_keys") as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Clock, LiveServer, make_settings, start_server
+from attest_testing.support import Clock, LiveServer, make_settings, start_server
 
 from attest.errors import UnprocessableInput
 from attest.keys.lifecycle import KeyPolicy, check_token_lifetime, longest_token_lifetime

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -23,6 +22,22 @@ def kid_of(token: str) -> str:
 
 def states(admin_keys: Any, server: Any) -> dict[str, str]:
     return {k["kid"]: k["state"] for k in admin_keys(server)}
+
+
+def scheduler_checks(world: Any, waiter: Any, servers: list[Any], more: int) -> None:
+    """Wait until each server's key scheduler has run ``more`` further checks.
+
+    Each check reads the world's injected clock once, in that server's thread, and nothing
+    else runs there meanwhile (the test sends no requests while it waits).
+    """
+    start = [world.clock.reads_by(server.thread) for server in servers]
+    waiter(
+        lambda: all(
+            world.clock.reads_by(server.thread) >= before + more
+            for server, before in zip(servers, start, strict=True)
+        ),
+        what=f"{more} more scheduler checks on each instance",
+    )
 
 
 def test_tokens_issued_before_during_and_after_a_rotation_all_verify(
@@ -93,15 +108,16 @@ def test_two_instances_racing_a_scheduled_rotation_make_exactly_one_key(
         lambda: [k for k, s in states(admin_keys, first).items() if s == "pending"],
         what="a pending key",
     )
-    # Give both schedulers many more ticks in which a second key could appear.
-    time.sleep(0.5)
+    # Give both schedulers many more ticks in which a second key could appear: ten more
+    # checks each (0.5 s at 50 ms when the machine is idle; as long as it takes when not).
+    scheduler_checks(world, waiter, [first, second], 10)
     assert states(admin_keys, second) == {key_a: "active", pending[0]: "pending"}
     world.clock.advance(seconds=60)
     waiter(
         lambda: states(admin_keys, second) == {key_a: "retiring", pending[0]: "active"},
         what="the activation",
     )
-    time.sleep(0.3)
+    scheduler_checks(world, waiter, [first, second], 6)  # room for a stray second event
     events = world.fetch(
         "SELECT type, data->>'kid' AS kid FROM audit_events WHERE type LIKE 'key.%'"
     )

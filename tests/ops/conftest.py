@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import Iterator
 
 import pytest
-from support import execute, with_database
+from attest_testing.postgres import database
 
 
 @pytest.fixture
 def fresh_database(database_url: str) -> Iterator[str]:
     """An empty database of its own on the same server as the session database."""
-    name = f"attest_ops_{secrets.token_hex(5)}"
-    asyncio.run(execute(database_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield with_database(database_url, name)
-    finally:
-        asyncio.run(execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with database(database_url, "attest_ops") as url:
+        yield url

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import rfc8785
-from policy_helpers import citizenship_any, citizenship_none, policy, status_any
+from attest_testing.policy import citizenship_any, citizenship_none, policy, status_any
 
 from attest.policy import (
     MAX_RULES,

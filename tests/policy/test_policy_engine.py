@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from policy_helpers import (
+from attest_testing.policy import (
     NOW,
     citizenship_any,
     citizenship_none,

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import OPERATOR_SCOPES, US_PASSPORT, Actors
+from attest_testing.support import OPERATOR_SCOPES, US_PASSPORT, Actors
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from support import LiveServer
+from attest_testing.support import LiveServer
 
 # A deferred constraint trigger fails at COMMIT time, after the attestation row and the
 # audit event were written: the strictest place for a real database failure.

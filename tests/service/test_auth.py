@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from support import Actors, LiveServer
-from svc_helpers import assert_problem, events
+from attest_testing.service import AuditTrail, assert_problem
+from attest_testing.support import Actors, LiveServer
 
 from attest.clients.service import ALL_SCOPES, generate_key
 
@@ -197,8 +197,9 @@ async def _client_rows(url: str, key_id: str) -> list[dict[str, Any]]:
 
 
 def test_api_key_is_shown_once_and_only_its_hash_is_stored(
-    live: LiveServer, admin: httpx.Client, tenant: str
+    live: LiveServer, admin: httpx.Client, audit_trail: AuditTrail, tenant: str
 ) -> None:
+    mark = audit_trail.mark()
     response = admin.post(
         "/v1/clients", json={"name": "once", "scopes": ["audit:read"], "tenant": tenant}
     )
@@ -220,7 +221,8 @@ def test_api_key_is_shown_once_and_only_its_hash_is_stored(
     assert bytes(row["secret_sha256"]) == hashlib.sha256(secret.encode()).digest()
 
     # No later response carries the key: the audit trail of the creation does not.
-    trail = events(admin, type="client.created")
+    # Every client.created event since the mark: the creation above, in any tenant.
+    trail = audit_trail.since(mark, type="client.created")
     mine = [e for e in trail if e["data"].get("key_id") == key_id]
     assert len(mine) == 1
     dumped = str(trail)

@@ -12,9 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-from support import OPERATOR_SCOPES, Actors, LiveServer
-from svc_helpers import token_for
-from verify_helpers import SigningKey, make_proof, new_ed25519, new_es256, public_jwk, thumbprint
+from attest_testing.service import token_for
+from attest_testing.support import OPERATOR_SCOPES, Actors, LiveServer
+from attest_testing.verify import (
+    SigningKey,
+    make_proof,
+    new_ed25519,
+    new_es256,
+    public_jwk,
+    thumbprint,
+)
 
 from attest.verify import InvalidToken, RemoteJWKS, Verifier
 

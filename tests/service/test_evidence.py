@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from support import US_PASSPORT, Actors
-from svc_helpers import assert_problem, event_types, submit, token_for
+from attest_testing.service import assert_problem, event_types, submit, token_for
+from attest_testing.support import US_PASSPORT, Actors
 
 
 def test_ial2_review_needs_a_second_different_reviewer(

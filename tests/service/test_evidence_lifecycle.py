@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support import (
+from attest_testing.mrz import mrz_evidence, td3, unique_number
+from attest_testing.service import assert_problem, event_types, events, submit, token_for
+from attest_testing.support import (
     OPERATOR_SCOPES,
     US_PASSPORT,
     Actors,
@@ -19,8 +21,6 @@ from support import (
     make_settings,
     start_server,
 )
-from svc_helpers import assert_problem, event_types, events, submit, token_for
-from test_evidence_mrz import mrz_evidence, td3, unique_number
 
 FABLE = "model:fable-5"
 STRICT = f"t-strict-{uuid.uuid4().hex[:8]}"  # four-eyes from IAL1 up
@@ -160,6 +160,9 @@ def _onboard(client: httpx.Client) -> str:
         (None, "IAL1", "verified"),  # the global threshold (IAL2) for tenants not named
         (None, "IAL2", "pending_approval"),
     ],
+    # Fixed ids: the tenant names are random per process, and pytest-xdist requires every
+    # worker to collect the same test ids.
+    ids=["strict-IAL1", "strict-IAL3", "relaxed-IAL1", "relaxed-IAL3", "none-IAL1", "none-IAL2"],
 )
 def test_four_eyes_per_tenant_and_assurance(
     tuned: LiveServer, actors: Actors, tenant: str | None, assurance: str, status: str

@@ -5,49 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from support import LiveServer
-from svc_helpers import assert_problem, event_types, events, submit, token_for
-
-
-def digit(data: str) -> str:
-    """ICAO 9303 Part 3, 4.9 check digit, written independently of attest.evidence.mrz."""
-    table = {c: i for i, c in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")} | {"<": 0}
-    return str(sum(table[c] * (7, 3, 1)[i % 3] for i, c in enumerate(data)) % 10)
-
-
-def td3(
-    *,
-    number: str = "C01X00T47",
-    nationality: str = "D<<",
-    state: str = "D<<",
-    birth: str = "640812",
-    expiry: date | None = None,
-    name: str = "MUSTERMANN<<ERIKA",
-) -> str:
-    """A TD3 MRZ with correct check digits (defaults: a German passport valid 5 years)."""
-    expires = expiry or (datetime.now(UTC) + timedelta(days=5 * 365)).date()
-    exp = expires.strftime("%y%m%d")
-    optional = "<" * 14
-    line2 = (
-        number.ljust(9, "<") + digit(number.ljust(9, "<")) + nationality + birth + digit(birth)
-        + "F" + exp + digit(exp) + optional + "<"
-    )  # fmt: skip
-    composite = line2[0:10] + line2[13:20] + line2[21:43]
-    return ("P<" + state + name).ljust(44, "<") + "\n" + line2 + digit(composite)
-
-
-def mrz_evidence(text: str, assurance: str = "IAL1") -> dict[str, Any]:
-    return {"type": "document_mrz", "mrz": text, "assurance": assurance}
-
-
-def unique_number() -> str:
-    return "C" + uuid.uuid4().hex[:8].upper()
+from attest_testing.mrz import mrz_evidence, td3, unique_number
+from attest_testing.service import assert_problem, event_types, events, submit, token_for
+from attest_testing.support import LiveServer
 
 
 def test_a_valid_passport_mrz_is_verified_and_supports_citizenship(
@@ -209,7 +175,7 @@ def test_document_expiry_flips_a_decision_under_the_injected_clock(
     audience = f"model:test-{uuid.uuid4()}"
     assert admin.put(f"/v1/audiences/{audience}", json={"policy": name}).status_code == 201
     subject = onboard()
-    expires = (datetime.now(UTC) + timedelta(days=30)).date()
+    expires = (live.clock() + timedelta(days=30)).date()  # 30 days after the server's now
     evidence = submit(
         operator, subject["id"], mrz_evidence(td3(number=unique_number(), expiry=expires), "IAL2")
     )

@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import httpx
-from support import LiveServer
-from svc_helpers import assert_problem, events, submit, token_for, verifier
-from test_evidence_mrz import mrz_evidence, td3, unique_number
+from attest_testing.mrz import mrz_evidence, td3, unique_number
+from attest_testing.service import assert_problem, events, submit, token_for, verifier
+from attest_testing.support import LiveServer
 
 CITIZENS = {
     "description": "US citizens (test)",

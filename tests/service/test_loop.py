@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from attest_testing.support import US_PASSPORT, LiveServer
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
-from support import US_PASSPORT, LiveServer
 
 from attest.verify import StaticJWKS, Verifier
 

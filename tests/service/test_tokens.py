@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from support import Actors, LiveServer
-from svc_helpers import (
+from attest_testing.service import (
     LPR_CARD,
     approved_subject,
     assert_problem,
@@ -24,6 +21,9 @@ from svc_helpers import (
     unique,
     verifier,
 )
+from attest_testing.support import Actors, LiveServer
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 FABLE = "model:fable-5"
 
@@ -50,7 +50,7 @@ def _p256_jwk() -> tuple[dict[str, str], ec.EllipticCurvePrivateKey]:
 def test_eligible_subject_gets_a_verifiable_token(
     live: LiveServer, operator: httpx.Client, admin: httpx.Client, eligible_subject: dict[str, Any]
 ) -> None:
-    before = datetime.now(UTC)
+    before = live.clock()  # the server's injected clock, which stamps iat
     response = token_for(operator, eligible_subject["id"], FABLE)
     assert response.status_code == 201, response.text
     assert response.headers.get("cache-control") == "no-store"
@@ -215,7 +215,7 @@ def test_two_subjects_have_different_subs(
     onboard: Callable[..., dict[str, Any]],
     eligible_subject: dict[str, Any],
 ) -> None:
-    from support import US_PASSPORT
+    from attest_testing.support import US_PASSPORT
 
     another = approved_subject(operator, reviewer, onboard, US_PASSPORT)
     a = verifier(live, FABLE).verify(

@@ -1,6 +1,9 @@
 """Write attest.verify's conformance vectors: tokens and DPoP proofs with expected outcomes.
 
-    .venv/bin/python tests/vectors/generate_conformance.py [OUTPUT]
+    PYTHONPATH=tests .venv/bin/python tests/vectors/generate_conformance.py [OUTPUT]
+
+(``PYTHONPATH=tests`` makes the test support package, attest_testing, importable, as
+pytest's ``pythonpath`` setting does for the suite.)
 
 OUTPUT defaults to attest/verify/vectors/conformance.json, which ``attest verify --selftest``
 runs and tests/verify/test_vectors.py checks (valid vectors cross-checked with joserfc).
@@ -19,10 +22,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "verify"))
-
-from verify_helpers import (  # noqa: E402 - after the path set-up above
+from attest_testing.verify import (
     AUDIENCE,
     DROP,
     ISSUER,
@@ -37,6 +37,7 @@ from verify_helpers import (  # noqa: E402 - after the path set-up above
     thumbprint,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "attest" / "verify" / "vectors" / "conformance.json"
 URL = "https://gateway.example/v1/models/fable-5/generate"
 STATUS_URI = "https://attest.example/v1/status-lists/1"

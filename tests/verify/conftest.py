@@ -1,4 +1,4 @@
-"""Fixtures for verifier tests (helpers live in verify_helpers.py)."""
+"""Fixtures for verifier tests (helpers live in attest_testing.verify)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from verify_helpers import (
+from attest_testing.verify import (
     AUDIENCE,
     DROP,
     ISSUER,

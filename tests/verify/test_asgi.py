@@ -7,17 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi import Request as FastAPIRequest
-from litestar import Litestar, get, post
-from litestar import Request as LitestarRequest
-from litestar.middleware import DefineMiddleware
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from verify_helpers import (
+from attest_testing.verify import (
     AUDIENCE,
     ISSUER,
     NOW,
@@ -29,6 +19,16 @@ from verify_helpers import (
     public_jwk,
     thumbprint,
 )
+from fastapi import FastAPI
+from fastapi import Request as FastAPIRequest
+from litestar import Litestar, get, post
+from litestar import Request as LitestarRequest
+from litestar.middleware import DefineMiddleware
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from attest.verify import CLAIMS_KEY, AttestMiddleware, StaticJWKS, Verifier
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from verify_helpers import AUDIENCE, ISSUER, NOW, Clock, Minter, good_claims, new_es256
+from attest_testing.verify import AUDIENCE, ISSUER, NOW, Clock, Minter, good_claims, new_es256
 
 from attest.verify import InvalidToken, JWKSFile, StaticJWKS, Verifier
 

@@ -14,7 +14,7 @@ from typing import Any
 import cryptography
 import jwt
 import pytest
-from verify_helpers import AUDIENCE, ISSUER, JWKSServer, Minter, good_claims
+from attest_testing.verify import AUDIENCE, ISSUER, JWKSServer, Minter, good_claims
 
 import attest.verify
 from attest.verify import cli
@@ -244,7 +244,7 @@ def test_cli_selftest_fails_on_a_failing_vector(
 
 
 def test_cli_dpop(mint: Minter, jwks_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from verify_helpers import make_proof, new_es256, public_jwk, thumbprint
+    from attest_testing.verify import make_proof, new_es256, public_jwk, thumbprint
 
     now = int(__import__("time").time())
     holder = new_es256()

@@ -6,9 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from verify_helpers import (
+from attest_testing.verify import (
     AUDIENCE,
     DROP,
     ISSUER,
@@ -24,6 +22,8 @@ from verify_helpers import (
     public_jwk,
     thumbprint,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from attest.verify import InvalidToken, MemoryReplayCache, StaticJWKS, Verifier
 

@@ -6,9 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from verify_helpers import (
+from attest_testing.verify import (
     AUDIENCE,
     ISSUER,
     NOW,
@@ -20,6 +18,8 @@ from verify_helpers import (
     public_jwk,
     thumbprint,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from attest.verify import REASON_CODES, AttestMiddleware, InvalidToken, Verifier
 

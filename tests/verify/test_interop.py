@@ -7,10 +7,10 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
+from attest_testing.verify import AUDIENCE, ISSUER, NOW, Minter, SigningKey, good_claims, thumbprint
 from cryptography.hazmat.primitives import serialization
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, KeySet, OKPKey
-from verify_helpers import AUDIENCE, ISSUER, NOW, Minter, SigningKey, good_claims, thumbprint
 
 from attest.verify import InvalidToken, Verifier
 

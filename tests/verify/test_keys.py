@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from verify_helpers import (
+from attest_testing.verify import (
     AUDIENCE,
     ISSUER,
     NOW,
@@ -23,6 +22,7 @@ from verify_helpers import (
     good_claims,
     new_es256,
 )
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from attest.verify import InvalidToken, JWKSFile, RemoteJWKS, StaticJWKS, Verifier
 

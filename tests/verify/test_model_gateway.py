@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_loader import load
-from verify_helpers import AUDIENCE, ISSUER, NOW, Clock, Minter, good_claims, thumbprint
+from attest_testing.gateway import load
+from attest_testing.verify import AUDIENCE, ISSUER, NOW, Clock, Minter, good_claims, thumbprint
 
 from attest.verify import StaticJWKS, Verifier
 

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from attest_testing.verify import AUDIENCE, ISSUER, NOW, Clock, Minter, good_claims
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from verify_helpers import AUDIENCE, ISSUER, NOW, Clock, Minter, good_claims
 
 from attest.verify import REASON_CODES, InvalidToken, Verifier
 

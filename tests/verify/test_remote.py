@@ -7,7 +7,7 @@ import secrets
 import threading
 
 import pytest
-from verify_helpers import AUDIENCE, ISSUER, NOW, Clock, JWKSServer, Minter, good_claims
+from attest_testing.verify import AUDIENCE, ISSUER, NOW, Clock, JWKSServer, Minter, good_claims
 
 from attest.verify import InvalidToken, RemoteJWKS, Verifier
 

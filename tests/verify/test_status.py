@@ -6,7 +6,7 @@ import zlib
 from typing import Any
 
 import pytest
-from verify_helpers import AUDIENCE, ISSUER, Clock, Minter, b64url, good_claims
+from attest_testing.verify import AUDIENCE, ISSUER, Clock, Minter, b64url, good_claims
 
 from attest.verify import InvalidToken, LocalStatusList, Verifier
 

@@ -9,9 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from verify_helpers import (
+from attest_testing.verify import (
     AUDIENCE,
     DROP,
     ISSUER,
@@ -22,6 +20,8 @@ from verify_helpers import (
     good_claims,
     new_es256,
 )
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from attest.verify import InvalidToken, Verifier
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attest_testing.verify import b64url
 from cryptography.exceptions import InvalidSignature
-from verify_helpers import b64url
 
 from attest.verify._jwk import VerificationKey, parse_jwks
 

@@ -6,6 +6,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,12 +34,23 @@ async def execute(url: str, sql: str) -> None:
 
 @dataclass
 class Clock:
-    """An adjustable clock injected into the app: tests move time, never sleep."""
+    """An adjustable clock injected into the app: tests move time, never sleep.
+
+    It also counts its reads per thread, so a test can wait for a live server's background
+    work to have happened (each scheduled key check reads the clock once, in the server's
+    thread) instead of sleeping for a time it hopes is long enough.
+    """
 
     offset: timedelta = field(default_factory=timedelta)
+    reads: Counter[int] = field(default_factory=Counter, repr=False, compare=False)
 
     def __call__(self) -> datetime:
+        self.reads[threading.get_ident()] += 1  # each thread only ever writes its own key
         return datetime.now(UTC) + self.offset
+
+    def reads_by(self, thread: threading.Thread) -> int:
+        """How often code running in ``thread`` (a live server's) has read this clock."""
+        return self.reads[thread.ident or 0]
 
     def advance(self, **kwargs: float) -> None:
         self.offset += timedelta(**kwargs)

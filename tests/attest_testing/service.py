@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from support import US_PASSPORT, LiveServer
 
 from attest.verify import StaticJWKS, Verifier
+from attest_testing.support import US_PASSPORT, LiveServer
 
 PROBLEM = "application/problem+json"
 TYPE_PREFIX = "urn:attest:problem:"
@@ -56,6 +56,34 @@ def events(admin: httpx.Client, **filters: Any) -> list[dict[str, Any]]:
         if body["next_cursor"] is None:
             return found
         params["cursor"] = body["next_cursor"]
+
+
+class AuditTrail:
+    """The whole audit trail of one server's database, read forward from a watermark.
+
+    Event ids grow with every append (the trail is append-only), so "the events appended
+    since ``mark()``" is ``id > mark``: an exact, cheap question, unlike paging the whole
+    trail (every other test's events too) before and after. ``mark()`` itself only reads
+    what was appended since the previous mark. Across tenants and types: use it where a
+    test asserts something about *every* event it caused (or that none was caused); read a
+    test's own events by ``subject_id`` or with a tenant-scoped ``audit:read`` client.
+    The server's clock does not matter here (tests move it), only the append order.
+    """
+
+    def __init__(self, admin: httpx.Client) -> None:
+        self.admin = admin
+        self._head = 0
+
+    def mark(self) -> int:
+        """The id of the newest event now (0 while the trail is empty)."""
+        newer = events(self.admin, cursor=self._head)
+        if newer:
+            self._head = newer[-1]["id"]
+        return self._head
+
+    def since(self, mark: int, **filters: Any) -> list[dict[str, Any]]:
+        """Every event appended after ``mark`` (any tenant), matching the filters."""
+        return events(self.admin, cursor=mark, **filters)
 
 
 def event_types(admin: httpx.Client, subject_id: str) -> list[str]:
@@ -114,6 +142,7 @@ __all__ = [
     "LPR_CARD",
     "PROBLEM",
     "US_PASSPORT",
+    "AuditTrail",
     "approved_subject",
     "assert_problem",
     "b64url",
