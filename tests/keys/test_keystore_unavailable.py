@@ -7,7 +7,7 @@ import shutil
 from typing import Any
 
 import httpx
-from svc_helpers import assert_problem
+from attest_testing.service import assert_problem
 
 
 def test_a_rotation_the_keystore_cannot_store_is_a_503_and_changes_nothing(world: Any) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from support import US_PASSPORT
-from svc_helpers import assert_problem, events, submit
+from attest_testing.service import assert_problem, events, submit
+from attest_testing.support import US_PASSPORT
 
 
 def _pending(operator: httpx.Client, onboard: Callable[..., dict[str, Any]]) -> dict[str, Any]:

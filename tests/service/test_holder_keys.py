@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from svc_helpers import assert_problem, token_for
+from attest_testing.service import assert_problem, token_for
 
 # Ed25519 points of small order: a signature by "anyone" verifies under plain
 # cryptography, so binding a token to one would bind it to nobody.

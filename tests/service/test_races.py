@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from support import US_PASSPORT, Actors, LiveServer
-from svc_helpers import events, submit
+from attest_testing.service import events, submit
+from attest_testing.support import US_PASSPORT, Actors, LiveServer
 
 HOLD_ATTESTATIONS = "LOCK TABLE attestations IN EXCLUSIVE MODE"
 # Backends of this database waiting for a heavyweight lock (a table, a row, a transaction,

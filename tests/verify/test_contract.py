@@ -7,8 +7,8 @@ import warnings
 from typing import Any
 
 import pytest
+from attest_testing.verify import b64url, new_ed25519, new_es256
 from joserfc.jwk import ECKey, OKPKey
-from verify_helpers import b64url, new_ed25519, new_es256
 
 import attest.settings
 from attest.keys import jwk as service_jwk

@@ -24,9 +24,7 @@ from unittest import mock
 
 import jwt
 import jwt.api_jwt
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from verify_helpers import (
+from attest_testing.verify import (
     AUDIENCE,
     ISSUER,
     NOW,
@@ -36,6 +34,8 @@ from verify_helpers import (
     new_ed25519,
     new_es256,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from attest.verify import InvalidToken, Verifier
 from attest.verify._selftest import load_vectors

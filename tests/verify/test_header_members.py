@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from verify_helpers import Minter
+from attest_testing.verify import Minter
 
 from attest.verify import InvalidToken, Verifier
 
