@@ -18,7 +18,13 @@ from typing import Any
 
 from attest.verify.contract import HARD_MAX_TOKEN_LIFETIME
 
-__all__ = ["HARD_MAX_TOKEN_LIFETIME", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "HARD_MAX_TOKEN_LIFETIME",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "longest_token_lifetime",
+]
 
 # HARD_MAX_TOKEN_LIFETIME (seconds): no audience may ask for a token that lives longer, and
 # the verifier rejects longer lifetimes. Defined once in the token contract, named here too.
@@ -27,6 +33,14 @@ API_KEY_RE = re.compile(r"^attest_[a-z0-9]{16}_[a-z0-9]{52}$")
 
 # Variables read by tooling around the service rather than by the service itself.
 _NOT_SETTINGS = frozenset({"ATTEST_CONFIG", "ATTEST_TEST_DATABASE_URL"})
+
+
+def longest_token_lifetime(retiring_window: int, leeway: int) -> int:
+    """The longest token lifetime (seconds) the keys can honour: a retiring key stays
+    published for the retiring window, and verifiers accept a token up to the leeway after
+    its ``exp``, so every token must expire by window - leeway (DESIGN.md, "Keys"). The one
+    statement of this rule: settings, start-up and audience binding all ask it."""
+    return retiring_window - leeway
 
 
 class SettingsError(ValueError):
@@ -297,7 +311,9 @@ def _check_keys(values: dict[str, Any]) -> None:
             f"ATTEST_JWKS_MAX_AGE ({get('jwks_max_age')} s): a key must be in every "
             "verifier's cached key set before it signs"
         )
-    if get("key_retiring_window") < get("default_token_lifetime") + get("key_leeway"):
+    if get("default_token_lifetime") > longest_token_lifetime(
+        get("key_retiring_window"), get("key_leeway")
+    ):
         raise SettingsError(
             f"ATTEST_KEY_RETIRING_WINDOW ({get('key_retiring_window')} s) must be at least "
             f"ATTEST_DEFAULT_TOKEN_LIFETIME ({get('default_token_lifetime')} s) plus "

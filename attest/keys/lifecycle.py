@@ -26,6 +26,7 @@ from attest.keys import repository
 from attest.keys.keystore import Algorithm, Keystore, KeystoreError, Signer
 from attest.keys.models import Plan, Revocation, Rotation, SigningKey
 from attest.settings import Settings, SettingsError
+from attest.settings import longest_token_lifetime as settings_rule
 
 __all__ = [
     "KeyPolicy",
@@ -68,10 +69,9 @@ class KeyPolicy:
 
 
 def longest_token_lifetime(policy: KeyPolicy) -> int:
-    """The longest token lifetime (seconds) the keys can honour: a retiring key stays
-    published for the retiring window, and verifiers accept a token up to the leeway
-    after its ``exp``, so every token must expire by window - leeway (DESIGN.md, "Keys")."""
-    return policy.retiring_window - policy.leeway
+    """The longest token lifetime (seconds) these keys can honour (settings.py states the
+    rule: retiring window - leeway)."""
+    return settings_rule(policy.retiring_window, policy.leeway)
 
 
 def check_token_lifetime(lifetime: int, policy: KeyPolicy) -> None:
