@@ -65,9 +65,11 @@ from attest.policy.routes import (
 )
 from attest.policy.service import PolicyService
 from attest.settings import Settings, SettingsError
+from attest.status.routes import read_status_list
+from attest.status.service import StatusListService
 from attest.subjects.routes import batch_route, create_subject, read_subject, revoke_subject
 from attest.subjects.service import SubjectService
-from attest.tokens.routes import issue_token, read_attestation
+from attest.tokens.routes import issue_token, read_attestation, revoke_token
 from attest.tokens.service import TokenService
 
 __all__ = ["create_app"]
@@ -132,6 +134,19 @@ async def _key_lifecycle(key_service: KeyService, interval_ms: int, clock: Clock
             log.exception("key lifecycle check failed")
 
 
+async def _reevaluations(tokens: TokenService, interval_ms: int, clock: Clock) -> None:
+    """Re-evaluate outstanding tokens after policy and audience changes: every instance
+    looks, one takes each job (SKIP LOCKED), batch after batch until none is pending."""
+    while True:
+        await asyncio.sleep(interval_ms / 1000)
+        try:
+            while await tokens.reevaluate_next(clock()) is not None:
+                pass
+        except Exception:
+            # Logged and retried on the next round: the job's cursor survives in the database.
+            log.exception("token re-evaluation failed")
+
+
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
 
@@ -163,6 +178,7 @@ SERVICE_NAMES = (
     "policy_service",
     "audience_directory",
     "token_service",
+    "status_list_service",
 )
 
 
@@ -197,6 +213,9 @@ def _services(
     app.state["audience_directory"] = policies
     app.state["token_service"] = TokenService(
         pool, settings, keyring=keyring, pairwise_key=pairwise_key, metrics=metrics
+    )
+    app.state["status_list_service"] = StatusListService(
+        pool, issuer=settings.issuer, ttl=settings.status_list_ttl, signer=keyring
     )
     return keys
 
@@ -234,6 +253,7 @@ def create_app(
             )
             pool = runtime.pool = await create_pool(dsn, settings.db_pool_size)
             key_task: asyncio.Task[None] | None = None
+            reevaluation_task: asyncio.Task[None] | None = None
             try:
                 async with pool.acquire() as conn:
                     result = await bootstrap(conn, settings, keystore, clock())
@@ -252,6 +272,12 @@ def create_app(
                     _key_lifecycle(key_service, settings.key_check_interval_ms, clock),
                     name="attest-keys",
                 )
+                reevaluation_task = asyncio.create_task(
+                    _reevaluations(
+                        app.state["token_service"], settings.status_reevaluation_interval_ms, clock
+                    ),
+                    name="attest-reevaluations",
+                )
                 if result.generated_admin_key:
                     say(
                         "\n  attest: bootstrap admin API key (shown once, store it now):\n"
@@ -267,9 +293,10 @@ def create_app(
                 yield
             finally:
                 runtime.ready = False
-                if key_task is not None:
-                    key_task.cancel()
-                    await asyncio.gather(key_task, return_exceptions=True)
+                tasks = [t for t in (key_task, reevaluation_task) if t is not None]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 await pool.close()
                 keystore.close()
         finally:
@@ -300,6 +327,8 @@ def create_app(
             reject_evidence,
             withdraw_evidence,
             issue_token,
+            revoke_token,
+            read_status_list,
             read_policy,
             read_policy_version,
             publish_policy,

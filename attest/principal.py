@@ -20,6 +20,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "evidence:write",
     "evidence:review",
     "tokens:issue",
+    "tokens:revoke",
     "policies:read",
     "policies:write",
     "audiences:read",

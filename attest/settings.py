@@ -95,6 +95,15 @@ class Settings:
     batch_max_items: int = 1000
     #: Largest ``POST /v1/subjects/batch`` body (bytes); other bodies use ``max_body_size``.
     batch_max_body_size: int = 4_000_000
+    #: Entries in one token status list (2 bits each; a multiple of 4). A new list starts
+    #: when one is full. Changing it affects new lists only.
+    status_list_size: int = 131_072
+    #: ``ttl`` of a Status List Token and its ``Cache-Control: max-age`` (seconds); the token
+    #: expires two ttls after it was signed. Revocations reach verifiers within one ttl.
+    status_list_ttl: int = 60
+    #: How often each instance looks for policy and audience changes whose outstanding tokens
+    #: must be re-evaluated (milliseconds); one instance does each re-evaluation.
+    status_reevaluation_interval_ms: int = 1000
     #: Connections in the asyncpg pool, per instance.
     db_pool_size: int = 10
     #: Log level name.
@@ -196,30 +205,36 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return _build(raw)
 
 
+#: Integer settings and their bounds (inclusive).
+_INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "port": (1, 65535),
+    "default_token_lifetime": (10, HARD_MAX_TOKEN_LIFETIME),
+    "jwks_max_age": (0, 86_400),
+    "max_body_size": (1024, 10_000_000),
+    "evidence_validity_days": (1, 3650),
+    "db_pool_size": (1, 200),
+    "key_rotation_interval": (0, 10 * 365 * 86_400),
+    "key_prepublish": (0, 10 * 365 * 86_400),
+    "key_retiring_window": (0, 10 * 365 * 86_400),
+    "key_leeway": (0, 3600),
+    "key_check_interval_ms": (50, 3_600_000),
+    "status_list_size": (16, 1 << 24),
+    "status_list_ttl": (1, 3600),
+    "status_reevaluation_interval_ms": (50, 60_000),
+}
+
+
 def _build(raw: dict[str, Any]) -> Settings:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = _env_name(key)
         if value is None or value == "":
             continue
-        if key in {"port"}:
-            values[key] = _parse_int(name, value, low=1, high=65535)
-        elif key == "default_token_lifetime":
-            values[key] = _parse_int(name, value, low=10, high=HARD_MAX_TOKEN_LIFETIME)
-        elif key == "jwks_max_age":
-            values[key] = _parse_int(name, value, low=0, high=86_400)
-        elif key == "max_body_size":
-            values[key] = _parse_int(name, value, low=1024, high=10_000_000)
-        elif key == "evidence_validity_days":
-            values[key] = _parse_int(name, value, low=1, high=3650)
-        elif key == "db_pool_size":
-            values[key] = _parse_int(name, value, low=1, high=200)
-        elif key in {"key_rotation_interval", "key_prepublish", "key_retiring_window"}:
-            values[key] = _parse_int(name, value, low=0, high=10 * 365 * 86_400)
-        elif key == "key_leeway":
-            values[key] = _parse_int(name, value, low=0, high=3600)
-        elif key == "key_check_interval_ms":
-            values[key] = _parse_int(name, value, low=50, high=3_600_000)
+        if key in _INT_BOUNDS:
+            low, high = _INT_BOUNDS[key]
+            values[key] = _parse_int(name, value, low=low, high=high)
+            if key == "status_list_size" and values[key] % 4:
+                raise SettingsError(f"{name} must be a multiple of 4 (2-bit entries)")
         elif key == "data_dir":
             values[key] = Path(str(value))
         else:

@@ -49,6 +49,7 @@ from attest.evidence.rules import (
 )
 from attest.ids import parse_uuid
 from attest.settings import Settings
+from attest.status import service as status_lists
 from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 from attest.verify import InvalidToken
@@ -323,6 +324,8 @@ class EvidenceService:
             )
             if updated is None:
                 raise Conflict("The evidence changed while it was being closed.")
+            # Tokens that relied on this evidence become INVALID, with the event.
+            tokens = await status_lists.mark(conn, "evidence", found.id, now)
             # The reviewer's free text may hold personal data: the audit event says only
             # whether one was given.
             await audit.record(
@@ -338,6 +341,7 @@ class EvidenceService:
                     "previous_status": found.status,
                     "by_reviewer": True,
                     "reason_given": bool(reason),
+                    "tokens_revoked": tokens,
                 },
             )
         return updated

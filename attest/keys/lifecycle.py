@@ -27,6 +27,7 @@ from attest.keys.keystore import Algorithm, Keystore, KeystoreError, Signer
 from attest.keys.models import Plan, Revocation, Rotation, SigningKey
 from attest.settings import Settings, SettingsError
 from attest.settings import longest_token_lifetime as settings_rule
+from attest.status import service as status
 
 __all__ = [
     "KeyPolicy",
@@ -259,12 +260,14 @@ async def revoke_compromised(
         if key.state == "compromised":
             raise Conflict(f"The key {kid} is already marked compromised.")
         await repository.set_state(conn, kid, "compromised", now)
+        # Every outstanding token it signed becomes INVALID in its status list, with the event.
+        tokens = await status.mark(conn, "kid", kid, now)
         await _event(
             conn,
             "key.compromised",
             now,
             actor,
-            {"kid": kid, "previous_state": key.state, "via": via},
+            {"kid": kid, "previous_state": key.state, "via": via, "tokens_revoked": tokens},
         )
         replacement: str | None = None
         replacement_alg: str | None = None

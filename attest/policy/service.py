@@ -27,6 +27,7 @@ from attest.policy.engine import evaluate
 from attest.policy.facts import facts_from_evidence
 from attest.policy.models import Audience, Eligibility, PolicyVersion, VersionSummary
 from attest.settings import Settings
+from attest.status import service as status
 from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 
@@ -90,7 +91,8 @@ class PolicyService:
         document["name"] = name
         async with self._pool.acquire() as conn, conn.transaction():
             # Decisions in flight under this policy finish first; later ones see the version.
-            for audience in await repository.audiences_of_policy(conn, name):
+            governed = await repository.audiences_of_policy(conn, name)
+            for audience in governed:
                 await repository.lock_audience(conn, audience, "exclusive")
             latest = await repository.latest_policy(conn, name)
             next_version = 1 if latest is None else latest.version + 1
@@ -119,6 +121,11 @@ class PolicyService:
                 actor=client.id,
                 tenant=None,
                 data={"policy": name, "version": next_version, "digest": digest},
+            )
+            # Outstanding tokens of the audiences it governs are decided again (one instance,
+            # within one status-list ttl) and revoked where no longer eligible.
+            await status.schedule_reevaluation(
+                conn, governed, f"policy {name} v{next_version}", now
             )
         return published
 
@@ -194,6 +201,10 @@ class PolicyService:
             bound = await repository.upsert_audience(
                 conn, audience, policy, lifetime, binding_required
             )
+            if existing is not None and existing.policy_name != policy:
+                await status.schedule_reevaluation(
+                    conn, [audience], f"audience rebound to {policy}", now
+                )
             await audit.record(
                 conn,
                 "audience.updated",

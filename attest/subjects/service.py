@@ -17,12 +17,14 @@ from attest.clients.models import Client
 from attest.db import Conn
 from attest.errors import Forbidden, NotFound
 from attest.ids import parse_uuid
+from attest.status import service as status
 from attest.subjects import repository
 from attest.subjects.models import Lock, Subject
 
 __all__ = [
     "SubjectService",
     "create_many",
+    "get",
     "ids_by_external_refs",
     "lock",
     "resolve",
@@ -65,6 +67,11 @@ async def resolve(
     if found is None or not client.can_see(found.tenant):
         raise NotFound("No subject with this id.")
     return found
+
+
+async def get(conn: Conn, subject_id: uuid.UUID) -> Subject | None:
+    """The subject, for a use case that already knows it may see it (a re-evaluation)."""
+    return await repository.get_subject(conn, subject_id)
 
 
 async def lock(conn: Conn, subject_id: uuid.UUID) -> Subject | None:
@@ -124,6 +131,8 @@ class SubjectService:
             revoked = await repository.revoke_subject(conn, subject.id, now)
             if revoked is None:
                 return subject
+            # Outstanding tokens become INVALID in their status lists, with the event.
+            tokens = await status.mark(conn, "subject", subject.id, now)
             await audit.record(
                 conn,
                 "subject.revoked",
@@ -131,6 +140,6 @@ class SubjectService:
                 actor=client.id,
                 tenant=subject.tenant,
                 subject_id=subject.id,
-                data={"reason_given": reason_given},
+                data={"reason_given": reason_given, "tokens_revoked": tokens},
             )
         return revoked

@@ -63,6 +63,8 @@ def build_claims(
     jti: str,
     decision: Decision,
     cnf_jkt: str | None,
+    status_idx: int | None = None,
+    status_uri: str | None = None,
 ) -> dict[str, Any]:
     iat = int(now.timestamp())
     claims: dict[str, Any] = {
@@ -82,4 +84,7 @@ def build_claims(
     }
     if cnf_jkt is not None:
         claims["cnf"] = {"jkt": cnf_jkt}
+    if status_uri is not None:
+        # draft-ietf-oauth-status-list 6.1: the token's entry in a status list.
+        claims["status"] = {"status_list": {"idx": status_idx, "uri": status_uri}}
     return claims

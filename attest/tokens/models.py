@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Attestation", "IssueRequest", "IssuedToken", "NewAttestation"]
+__all__ = ["Attestation", "IssueRequest", "IssuedToken", "NewAttestation", "Revoked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +60,12 @@ class Attestation:
     policy_document: dict[str, Any]
     public_jwk: dict[str, Any]
     alg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """A token revoked through its status-list entry (``changed``: it was VALID before)."""
+
+    jti: str
+    revoked_at: datetime
+    changed: bool

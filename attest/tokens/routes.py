@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
@@ -14,7 +15,7 @@ from attest.http.bodies import Body, Ref, TenantName
 from attest.tokens.models import IssueRequest
 from attest.tokens.service import TokenService
 
-__all__ = ["issue_token", "read_attestation"]
+__all__ = ["issue_token", "read_attestation", "revoke_token"]
 
 
 class TokenRequest(Body):
@@ -49,6 +50,31 @@ async def issue_token(
         "jti": issued.jti,
     }
     return Response(body, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+class TokenRevocation(Body):
+    #: Why; kept out of the audit trail (free text), which records only whether one was given.
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
+
+
+@post("/v1/tokens/{jti:str}/revocations", guards=[requires("tokens:revoke")], status_code=201)
+async def revoke_token(
+    request: Request[Any, Any, Any],
+    jti: FromPath[str],
+    token_service: NamedDependency[TokenService],
+    now: NamedDependency[datetime],
+    data: JSONBody[TokenRevocation | None] = None,
+) -> dict[str, Any]:
+    """Revoke one issued token: its status-list entry becomes INVALID."""
+    revoked = await token_service.revoke(
+        current_client(request), jti, reason_given=bool(data and data.reason), now=now
+    )
+    return {
+        "jti": revoked.jti,
+        "status": "revoked",
+        "revoked_at": revoked.revoked_at.isoformat(),
+        "changed": revoked.changed,
+    }
 
 
 @get("/v1/audit/attestations/{jti:str}", guards=[requires("audit:read")])

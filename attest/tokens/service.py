@@ -39,6 +39,7 @@ from attest.policy import service as policies
 from attest.policy.engine import Decision
 from attest.policy.models import Audience, Eligibility
 from attest.settings import Settings
+from attest.status import service as status
 from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 from attest.tokens import repository
@@ -51,7 +52,7 @@ from attest.tokens.claims import (
     pairwise_sub,
     token_sha256,
 )
-from attest.tokens.models import Attestation, IssuedToken, IssueRequest, NewAttestation
+from attest.tokens.models import Attestation, IssuedToken, IssueRequest, NewAttestation, Revoked
 
 __all__ = ["TokenService"]
 
@@ -183,6 +184,7 @@ class TokenService:
         assert decision.assurance is not None  # noqa: S101 - an eligible decision has one
         signer = await self._keyring.active(conn)
         jti = new_jti()
+        entry = await status.allocate(conn, list_size=self._settings.status_list_size, now=now)
         sub = pairwise_sub(self._pairwise_key, str(subject.id), audience.audience)
         claims = build_claims(
             issuer=self._settings.issuer,
@@ -193,6 +195,8 @@ class TokenService:
             jti=jti,
             decision=decision,
             cnf_jkt=cnf_jkt,
+            status_idx=entry.idx,
+            status_uri=status.list_uri(self._settings.issuer, entry.list_id),
         )
         token = signer.sign_jwt(claims, TOKEN_TYPE)
         digest = token_sha256(token)
@@ -215,6 +219,7 @@ class TokenService:
             "cnf_jkt": cnf_jkt,
             "iat": claims["iat"],
             "exp": claims["exp"],
+            "status": claims["status"]["status_list"],
         }
         await repository.insert_attestation(
             conn,
@@ -238,6 +243,7 @@ class TokenService:
                 signature=signer.sign_jwt(signed, ATTESTATION_TYPE),
             ),
         )
+        await status.attach(conn, entry, jti)
         await audit.record(
             conn,
             "token.issued",
@@ -268,3 +274,71 @@ class TokenService:
         if found is None or not client.can_see(found.record.tenant):
             raise NotFound("No attestation with this jti.")
         return found
+
+    async def revoke(
+        self, client: Client, jti: str, *, reason_given: bool, now: datetime
+    ) -> Revoked:
+        """Revoke one issued token through its status-list entry (INVALID, final)."""
+        found = await self.attestation(client, jti)
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await status.mark(conn, "jti", jti, now)
+            await audit.record(
+                conn,
+                "token.revoked",
+                occurred_at=now,
+                actor=client.id,
+                tenant=found.record.tenant,
+                subject_id=found.record.subject_id,
+                data={"jti": jti, "changed": changed > 0, "reason_given": reason_given},
+            )
+        return Revoked(jti, now, changed > 0)
+
+    async def reevaluate_next(self, now: datetime, batch: int = 500) -> int | None:
+        """One batch of the oldest pending re-evaluation: the outstanding tokens of its
+        audience are decided again (latest policy version, current evidence) and those no
+        longer eligible are revoked. One instance holds a job at a time (SKIP LOCKED); each
+        batch commits with the job's cursor, so a dead instance's job resumes elsewhere.
+        The number of tokens checked, or None when no job is pending."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            job = await status.claim_reevaluation(conn)
+            if job is None:
+                return None
+            tokens = await status.outstanding_of_audience(
+                conn, job.audience, job.after_jti, now, batch
+            )
+            audience = await policies.audience_for_decision(conn, job.audience)
+            verdicts: dict[object, bool] = {}
+            revoke: list[str] = []
+            for jti, subject_id in tokens:
+                if subject_id not in verdicts:
+                    verdicts[subject_id] = await self._still_eligible(
+                        conn, audience, subject_id, now
+                    )
+                if not verdicts[subject_id]:
+                    revoke.append(jti)
+            revoked = await status.mark(conn, "jtis", revoke, now) if revoke else 0
+            done = len(tokens) < batch
+            last = tokens[-1][0] if tokens else job.after_jti
+            await status.finish_batch(conn, job.id, last, len(tokens), revoked, done, now)
+            if done:
+                await audit.record(
+                    conn,
+                    "tokens.reevaluated",
+                    occurred_at=now,
+                    actor=None,
+                    tenant=None,
+                    data={"audience": job.audience, "cause": job.cause},
+                )
+            if revoke:
+                log.info("re-evaluation %s revoked %d tokens of %s", job.id, revoked, job.audience)
+        return len(tokens)
+
+    async def _still_eligible(
+        self, conn: Conn, audience: Audience | None, subject_id: object, now: datetime
+    ) -> bool:
+        if audience is None:
+            return False  # the audience is gone: nothing governs its tokens any more
+        subject = await subjects.get(conn, subject_id)  # type: ignore[arg-type]
+        if subject is None:
+            return False
+        return (await policies.decide(conn, subject, audience.policy_name, now)).decision.eligible

@@ -1,0 +1,202 @@
+"""Token status lists: an entry for every token, the revocations that reach issued tokens,
+and the Status List Token verifiers fetch (draft-ietf-oauth-status-list).
+
+The module functions take the caller's connection: an entry is allocated in the
+transaction that records its token, and a revocation marks entries in the transaction of
+the change (and audit event) that caused it. :class:`StatusListService` serves the signed
+lists from bytes kept ready, rebuilt only when an entry of that list changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import asyncpg
+
+from attest.db import Conn
+from attest.errors import NotFound
+from attest.status import repository
+from attest.status.models import ListToken, Reevaluation, Status, StatusRef
+from attest.status.permutation import permute
+
+__all__ = [
+    "LIST_TYPE",
+    "ActiveSigner",
+    "StatusListService",
+    "allocate",
+    "attach",
+    "list_uri",
+    "mark",
+    "schedule_reevaluation",
+]
+
+#: The ``typ`` of a Status List Token (draft-ietf-oauth-status-list 5.1).
+LIST_TYPE = "statuslist+jwt"
+BITS = 2
+
+
+class _Signer(Protocol):
+    @property
+    def kid(self) -> str: ...
+
+    def sign_jwt(self, claims: dict[str, object], typ: str) -> str: ...
+
+
+class ActiveSigner(Protocol):
+    """What signs the lists: the instance's keyring (attest.keys.keyring.Keyring)."""
+
+    async def active(self, conn: Conn) -> _Signer: ...
+
+
+def list_uri(issuer: str, list_id: int) -> str:
+    return f"{issuer}/v1/status-lists/{list_id}"
+
+
+async def allocate(conn: Conn, *, list_size: int, now: datetime) -> StatusRef:
+    """A fresh entry for a token about to be recorded on ``conn``: the next slot of the
+    internal counter, through its list's keyed permutation (a full list is followed by a
+    new one of ``list_size`` entries). Record it with :func:`attach` once the token is."""
+    slot = await repository.next_slot(conn)
+    found = await repository.list_for_slot(conn, slot)
+    while found is None or not found.holds(slot):
+        last = await repository.last_list(conn)
+        next_id = 1 if last is None else last.id + 1
+        first = 0 if last is None else last.first_slot + last.size
+        # Another instance may create the same list at the same time: one insert wins.
+        await repository.insert_list(conn, next_id, first, list_size, secrets.token_bytes(32), now)
+        found = await repository.list_for_slot(conn, slot)
+    return StatusRef(found.id, permute(found.perm_key, found.size, slot - found.first_slot))
+
+
+async def attach(conn: Conn, ref: StatusRef, jti: str) -> None:
+    """Record the entry ``ref`` (VALID) as the token ``jti``'s."""
+    await repository.insert_entry(conn, ref.list_id, ref.idx, jti)
+
+
+async def mark(
+    conn: Conn,
+    by: str,
+    value: str | uuid.UUID | list[str],
+    now: datetime,
+    status: Status = Status.INVALID,
+) -> int:
+    """Set the entries of the outstanding tokens named ``by`` ("jti", "subject",
+    "evidence", "kid", "jtis") to ``status``; the number changed. INVALID is final."""
+    return await repository.set_status(conn, by, value, int(status), now)
+
+
+async def schedule_reevaluation(
+    conn: Conn, audiences: list[str], cause: str, now: datetime
+) -> None:
+    """Ask for the outstanding tokens of ``audiences`` to be re-evaluated (in the caller's
+    transaction: the job exists exactly when the change that needs it commits)."""
+    for audience in audiences:
+        await repository.add_reevaluation(conn, audience, cause, now)
+
+
+async def claim_reevaluation(conn: Conn) -> Reevaluation | None:
+    return await repository.claim_reevaluation(conn)
+
+
+async def outstanding_of_audience(
+    conn: Conn, audience: str, after_jti: str, now: datetime, limit: int
+) -> list[tuple[str, uuid.UUID]]:
+    return await repository.outstanding_of_audience(conn, audience, after_jti, now, limit)
+
+
+async def finish_batch(
+    conn: Conn, job: int, after_jti: str, checked: int, revoked: int, done: bool, now: datetime
+) -> None:
+    await repository.finish_batch(conn, job, after_jti, checked, revoked, done, now)
+
+
+def encode_list(size: int, entries: list[tuple[int, int]]) -> str:
+    """The ``lst`` member: base64url of the zlib-compressed array of 2-bit entries, entry
+    ``idx`` at bits ``2*(idx % 4)`` of byte ``idx // 4`` (draft 4.1, least significant
+    bits first)."""
+    array = bytearray(size * BITS // 8)
+    for idx, status in entries:
+        array[idx // 4] |= status << (2 * (idx % 4))
+    compressed = zlib.compress(bytes(array), 9)
+    return _b64url(compressed)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    version: int
+    kid: str
+    signed_at: int
+    token: ListToken
+
+
+class StatusListService:
+    """Serves Status List Tokens, signed by the active token key."""
+
+    def __init__(self, pool: asyncpg.Pool, *, issuer: str, ttl: int, signer: ActiveSigner) -> None:
+        self._pool = pool
+        self._issuer = issuer
+        self._ttl = ttl
+        self._signer = signer
+        self._ready: dict[int, _Ready] = {}
+
+    async def list_token(
+        self, list_id: int, now: datetime, at: datetime | None = None
+    ) -> ListToken:
+        """The list as it is (or, with ``at``, as it was then), signed.
+
+        The current list is kept ready: it is rebuilt and re-signed only when one of its
+        entries changed, the signing key changed, or half its ttl has passed (so a served
+        token always has more than a ttl before it expires).
+        """
+        issued = int(now.timestamp())
+        async with self._pool.acquire() as conn:
+            found = await repository.get_list(conn, list_id)
+            if found is None:
+                raise NotFound(f"There is no status list {list_id}.")
+            signer = await self._signer.active(conn)
+            if at is not None:
+                entries = await repository.entries_at(conn, list_id, min(at, now))
+                return self._sign(signer, list_id, found.size, entries, issued)
+            version = await repository.changes_version(conn, list_id)
+            ready = self._ready.get(list_id)
+            if (
+                ready is not None
+                and ready.version == version
+                and ready.kid == signer.kid
+                and issued < ready.signed_at + self._ttl / 2
+            ):
+                return ready.token
+            entries = await repository.entries(conn, list_id)
+        token = self._sign(signer, list_id, found.size, entries, issued)
+        self._ready[list_id] = _Ready(version, signer.kid, issued, token)
+        return token
+
+    def _sign(
+        self, signer: _Signer, list_id: int, size: int, entries: list[tuple[int, int]], iat: int
+    ) -> ListToken:
+        claims: dict[str, object] = {
+            "sub": list_uri(self._issuer, list_id),
+            "iat": iat,
+            "exp": iat + 2 * self._ttl,
+            "ttl": self._ttl,
+            "status_list": {"bits": BITS, "lst": encode_list(size, entries)},
+        }
+        body = signer.sign_jwt(claims, LIST_TYPE).encode("ascii")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        return ListToken(body, etag, self._ttl)
+
+
+def parse_time(value: int) -> datetime:
+    """``?time=`` (unix seconds) as an aware datetime."""
+    return datetime.fromtimestamp(value, UTC)
