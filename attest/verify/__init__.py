@@ -53,7 +53,11 @@ strings (``REASON_CODES``; codes are only ever added):
 ``policy_not_allowed`` / ``insufficient_assurance``
     Optional checks (``policies=``, ``min_assurance=``) failed.
 ``revoked``
-    The ``status=`` hook says the token's status-list entry is not VALID.
+    The ``status=`` hook says the token's status-list entry is not VALID (INVALID, or any
+    value other than VALID and SUSPENDED).
+``suspended``
+    The token's status-list entry is SUSPENDED (2): its audience is suspended for now
+    (:class:`SuspendedToken`, a subclass of :class:`RevokedToken`).
 ``status_unavailable``
     The ``status=`` hook failed (list unreachable, unknown list, index out of range): the
     status check fails closed.
@@ -98,8 +102,11 @@ puts the claims in ``scope["state"]["attest_claims"]`` (:data:`CLAIMS_KEY`) and 
 ``401`` with ``WWW-Authenticate: Bearer error="invalid_token", error_description="<code>"``;
 a request without a token is refused with ``error_description="missing_token"``.
 
-Status lists: ``Verifier(status=hook)`` where ``hook.is_revoked(uri, idx) -> bool``
-(:class:`StatusHook`); :class:`LocalStatusList` holds lists in memory.
+Status lists: ``Verifier(status=StatusLists())`` checks every token's entry in its issuer's
+Status List Token (fetched only from URIs under the issuer, checked with the verifier's key
+set, cached for its ``ttl``, fetches coalesced, fail closed). Any other hook works too:
+``hook.is_revoked(uri, idx) -> bool`` (:class:`StatusHook`); :class:`LocalStatusList` holds
+lists in memory for air-gapped services.
 
 Key sources: :class:`StaticJWKS` (a JWKS dict; a plain dict passed as ``keys`` is wrapped in
 one), :class:`JWKSFile` (reloaded when the file changes) and :class:`RemoteJWKS` (HTTP with
@@ -133,6 +140,7 @@ from ._errors import (
     PolicyNotAllowed,
     RevokedToken,
     StatusUnavailable,
+    SuspendedToken,
     TokenTooLarge,
     UnknownKey,
     UnsupportedAlgorithm,
@@ -143,6 +151,7 @@ from ._errors import (
 from ._remote import RemoteJWKS
 from ._sources import JWKSFile, KeySource, StaticJWKS
 from ._status import LocalStatusList, StatusHook
+from ._statuslists import StatusLists
 from ._verifier import Verifier
 
 __all__ = [
@@ -175,7 +184,9 @@ __all__ = [
     "RevokedToken",
     "StaticJWKS",
     "StatusHook",
+    "StatusLists",
     "StatusUnavailable",
+    "SuspendedToken",
     "TokenTooLarge",
     "UnknownKey",
     "UnsupportedAlgorithm",

@@ -23,6 +23,7 @@ __all__ = [
     "PolicyNotAllowed",
     "RevokedToken",
     "StatusUnavailable",
+    "SuspendedToken",
     "TokenTooLarge",
     "UnknownKey",
     "UnsupportedAlgorithm",
@@ -154,6 +155,13 @@ class RevokedToken(InvalidToken):
     code = "revoked"
 
 
+class SuspendedToken(RevokedToken):
+    """The token's status list entry is SUSPENDED (2): refused, but not for good (its
+    audience may be suspended); a subclass of RevokedToken, with a code of its own."""
+
+    code = "suspended"
+
+
 class BindingRequired(InvalidToken):
     """The token carries ``cnf`` and no holder proof (DPoP) was presented."""
 
@@ -211,6 +219,7 @@ REASON_CODES: frozenset[str] = frozenset(
         PolicyNotAllowed,
         InsufficientAssurance,
         RevokedToken,
+        SuspendedToken,
         BindingRequired,
         InvalidDPoPProof,
         DPoPKeyMismatch,

@@ -16,7 +16,7 @@ from typing import Protocol
 from ._errors import InvalidToken
 from ._jose import b64decode
 
-__all__ = ["LocalStatusList", "StatusHook"]
+__all__ = ["LocalStatusList", "StatusHook", "entry_value"]
 
 _BITS = (1, 2, 4, 8)
 _MAX_LIST_BYTES = 1 << 24  # decompressed; a list of 16 Mi one-byte entries at most
@@ -40,8 +40,9 @@ class LocalStatusList:
     """Status lists held in memory, by URI, in the draft's ``{"bits", "lst"}`` form.
 
     ``lst`` is base64url of the zlib-compressed byte array (Token Status List 4.1); entry
-    ``idx`` is ``bits`` wide, least significant bits first. 0 is VALID; 1 (INVALID), 2
-    (SUSPENDED) and every other value count as revoked. ``update`` swaps a list atomically.
+    ``idx`` is ``bits`` wide, least significant bits first. 0 is VALID; the Verifier refuses 2
+    (SUSPENDED) as ``suspended`` and 1 (INVALID) and every other value as ``revoked``
+    (through :meth:`status_of`). ``update`` swaps a list atomically.
     """
 
     def __init__(self, lists: Mapping[str, tuple[int, str]] | None = None) -> None:
@@ -64,11 +65,20 @@ class LocalStatusList:
         with self._lock:
             self._lists[uri] = (bits, raw)
 
+    def status_of(self, uri: str, idx: int) -> int:
+        """The value of entry ``idx`` (0 VALID, 1 INVALID, 2 SUSPENDED, ...); KeyError or
+        IndexError when there is no entry."""
+        bits, raw = self._lists[uri]
+        return entry_value(bits, raw, idx)
+
     def is_revoked(self, uri: str, idx: int) -> bool:
         """True when entry ``idx`` is not VALID; KeyError/IndexError when there is no entry."""
-        bits, raw = self._lists[uri]
-        position = idx * bits
-        if idx < 0 or position // 8 >= len(raw):
-            raise IndexError("status list index out of range")
-        value = (raw[position // 8] >> (position % 8)) & ((1 << bits) - 1)
-        return value != 0
+        return self.status_of(uri, idx) != 0
+
+
+def entry_value(bits: int, raw: bytes, idx: int) -> int:
+    """Entry ``idx`` of a decompressed list of ``bits``-wide entries, LSB first (draft 4.1)."""
+    position = idx * bits
+    if idx < 0 or position // 8 >= len(raw):
+        raise IndexError("status list index out of range")
+    return (raw[position // 8] >> (position % 8)) & ((1 << bits) - 1)

@@ -25,6 +25,7 @@ from ._jose import json_object as _json_object
 from ._jose import json_text_object as _json_text_object
 from ._sources import KeySource, NeedsFetchError, StaticJWKS
 from ._status import StatusHook
+from ._statuslists import NO_IO, StatusFetchNeeded
 from .contract import ALGORITHMS, ASSURANCE_LEVELS, ASSURANCE_RANK, TOKEN_TYPE
 
 __all__ = ["MAX_TOKEN_BYTES", "Verifier"]
@@ -141,6 +142,9 @@ class Verifier(TokenCache, ClaimChecks):
         self._cache_lock = threading.Lock()
         self._last_header: tuple[str, str, str] = ("", "", "")  # (segment, alg, kid)
         self.status = status
+        bind = getattr(status, "bind", None)
+        if callable(bind):  # StatusLists: trust lists of this issuer, checked with these keys
+            bind(issuer=issuer, keys=self.keys, leeway=leeway, now=self._now)
         self.replay_cache: ReplayCache = (
             replay_cache if replay_cache is not None else MemoryReplayCache()
         )
@@ -178,14 +182,27 @@ class Verifier(TokenCache, ClaimChecks):
         """Like :meth:`verify`; key-set network I/O runs in a worker thread."""
         request = None if dpop is None else _request(dpop, method, url)
         now = self._now()
-        try:
-            return self._verify(token, now, False, request)
-        except NeedsFetchError as pending:
-            await asyncio.to_thread(self.keys.fetch, str(pending.args[0]), now)
-        try:
-            return self._verify(token, now, False, request)
-        except NeedsFetchError as exc:  # the source still wants I/O: treat it as down
-            raise e.KeySourceUnavailable("key set could not be fetched") from exc
+        # Key-set and status-list I/O run in worker threads, never on the event loop: each
+        # attempt that needs one raises NeedsFetchError, the fetch runs, the token is retried.
+        status_pending = False
+        for _ in range(3):
+            token_io = NO_IO.set(True)
+            try:
+                return self._verify(token, now, False, request)
+            except StatusFetchNeeded as pending:
+                status_pending = True
+                fetch = getattr(self.status, "fetch", None)
+                if fetch is not None:
+                    await asyncio.to_thread(fetch, pending.uri, now)
+            except NeedsFetchError as pending:
+                status_pending = False
+                await asyncio.to_thread(self.keys.fetch, str(pending.args[0]), now)
+            finally:
+                NO_IO.reset(token_io)
+        # a source still wants I/O after its fetch: treat it as down (fail closed)
+        if status_pending:
+            raise e.StatusUnavailable("no valid status list is at hand")
+        raise e.KeySourceUnavailable("key set could not be fetched")
 
     # -- internals -----------------------------------------------------------------------
 
@@ -201,15 +218,23 @@ class Verifier(TokenCache, ClaimChecks):
         return claims
 
     def _check_status(self, ref: dict[str, Any]) -> None:
-        # IETF OAuth Token Status List: the hook decides; an error fails closed.
-        assert self.status is not None  # noqa: S101 - checked by the caller
+        # IETF OAuth Token Status List: the hook decides; an error fails closed. A hook with
+        # status_of (LocalStatusList, StatusLists) tells SUSPENDED from INVALID.
+        hook = self.status
+        assert hook is not None  # noqa: S101 - checked by the caller
+        status_of = getattr(hook, "status_of", None)
         try:
-            revoked = self.status.is_revoked(ref["uri"], ref["idx"])
-        except e.InvalidToken:
+            if status_of is not None:
+                value = status_of(ref["uri"], ref["idx"])
+            else:
+                value = 0 if hook.is_revoked(ref["uri"], ref["idx"]) is False else 1
+        except (e.InvalidToken, NeedsFetchError):
             raise
         except Exception as exc:
             raise e.StatusUnavailable("status list entry could not be checked") from exc
-        if revoked is not False:  # anything but an explicit False refuses
+        if value == 2:
+            raise e.SuspendedToken("the token's status list entry is SUSPENDED")
+        if value != 0:  # anything but VALID refuses (an is_revoked other than False too)
             raise e.RevokedToken("the token's status list entry is not VALID")
 
     def _check_binding(self, token: str, jkt: str, now: float, request: _Request | None) -> None:

@@ -15,6 +15,7 @@ from ._errors import InvalidToken
 from ._remote import RemoteJWKS
 from ._selftest import load_vectors, run_vectors
 from ._sources import JWKSFile, KeySource
+from ._statuslists import StatusLists
 from ._verifier import Verifier
 
 __all__ = ["configure", "main", "run", "selftest"]
@@ -63,6 +64,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=5,
         help="Allow this many seconds of clock skew for exp, nbf and iat (default 5).",
+    )
+    parser.add_argument(
+        "--check-status",
+        action="store_true",
+        help=(
+            "Also check the token's entry in its issuer's status list (fetched from the URI "
+            "in the token, which must be under --issuer, and checked with the same keys): a "
+            "revoked token is 'invalid: revoked', a suspended one 'invalid: suspended', and a "
+            "list that cannot be had is 'invalid: status_unavailable'."
+        ),
     )
     parser.add_argument(
         "--dpop",
@@ -153,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
             keys=keys,
             leeway=args.leeway,
             cache_size=0,
+            status=StatusLists() if args.check_status else None,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

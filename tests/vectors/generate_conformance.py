@@ -43,9 +43,16 @@ URL = "https://gateway.example/v1/models/fable-5/generate"
 STATUS_URI = "https://attest.example/v1/status-lists/1"
 
 
+STATUS_URI_2BIT = "https://attest.example/v1/status-lists/2"
+
+
 def _status_list() -> dict[str, Any]:
-    # one bit per token: index 3 revoked (Token Status List 4.1, LSB first)
-    return {STATUS_URI: {"bits": 1, "lst": b64url(zlib.compress(bytes([0b00001000])))}}
+    # one bit per token: index 3 revoked (Token Status List 4.1, LSB first); and a list of
+    # two bits per token whose index 1 is SUSPENDED (2) and index 2 INVALID (1)
+    return {
+        STATUS_URI: {"bits": 1, "lst": b64url(zlib.compress(bytes([0b00001000])))},
+        STATUS_URI_2BIT: {"bits": 2, "lst": b64url(zlib.compress(bytes([0b00011000])))},
+    }
 
 
 def build() -> dict[str, Any]:
@@ -255,6 +262,18 @@ def build() -> dict[str, Any]:
         add(
             f"status-{idx}",
             "status-list hook",
+            mint(claims),
+            expect,
+            options={"status_lists": _status_list()},
+            **extra,
+        )
+
+    for idx, expect in ((0, "valid"), (1, "suspended"), (2, "revoked")):
+        claims = good_claims(status={"status_list": {"idx": idx, "uri": STATUS_URI_2BIT}})
+        extra = {"claims": claims} if expect == "valid" else {}
+        add(
+            f"status-2bit-{idx}",
+            "status-list hook, 2-bit list (0 VALID, 1 INVALID, 2 SUSPENDED)",
             mint(claims),
             expect,
             options={"status_lists": _status_list()},
