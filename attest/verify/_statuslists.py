@@ -96,6 +96,7 @@ class StatusLists:
         self._now: Callable[[], float] = time.time
         self._lists: dict[str, _List] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._retry_at: dict[str, float] = {}
         self._guard = threading.Lock()
         self.fetches = 0  # lists downloaded (for tests and metrics)
 
@@ -113,16 +114,11 @@ class StatusLists:
         """The entry's value (0 VALID, 1 INVALID, 2 SUSPENDED); anything that goes wrong
         raises, and the Verifier then refuses with ``status_unavailable``."""
         now = self._now()
-        entry = self._usable(uri, now)
-        if entry is None or now >= entry.fresh_until:
+        if self._due(uri, now):
             if NO_IO.get():
-                if entry is None:
-                    raise StatusFetchNeeded(uri)
-                if now < entry.valid_until:
-                    pass  # a refresh is due: verify_async fetches it next time round
-            else:
-                self.fetch(uri, now)
-                entry = self._usable(uri, now)
+                raise StatusFetchNeeded(uri)  # verify_async fetches in a thread and retries
+            self.fetch(uri, now)
+        entry = self._usable(uri, now)
         if entry is None:
             raise e.StatusUnavailable("no valid status list is at hand")
         try:
@@ -133,6 +129,13 @@ class StatusLists:
     def is_revoked(self, uri: str, idx: int) -> bool:
         """True when the entry is not VALID (see :meth:`status_of`)."""
         return self.status_of(uri, idx) != 0
+
+    def _due(self, uri: str, now: float) -> bool:
+        """A fetch is due: no list yet, or its ttl passed (and no failed try just now)."""
+        entry = self._lists.get(uri)
+        if entry is not None and now < entry.fresh_until:
+            return False
+        return now >= self._retry_at.get(uri, -math.inf)
 
     def _usable(self, uri: str, now: float) -> _List | None:
         entry = self._lists.get(uri)
@@ -145,12 +148,13 @@ class StatusLists:
         with self._guard:
             lock = self._locks.setdefault(uri, threading.Lock())
         with lock:
-            current = self._lists.get(uri)
-            if current is not None and now < current.fresh_until:
-                return  # fetched by another caller while this one waited
+            if not self._due(uri, now):
+                return  # fetched (or tried) by another caller while this one waited
             try:
                 self._lists[uri] = self._download(uri, now)
             except (OSError, ValueError, TypeError, e.InvalidToken) as exc:
+                # Tried again after min_ttl; meanwhile the last valid list (if any) answers.
+                self._retry_at[uri] = now + self.min_ttl
                 logger.warning("status list %s refused or unreachable: %s", uri, exc)
 
     def _check_uri(self, uri: str) -> None:
