@@ -11,6 +11,8 @@ beside its baseline):
   issue      POST /v1/tokens for model:fable-5: authentication, evidence and policy
              evaluation, signing, and the attestation and audit event committed together
   denied     POST /v1/tokens for a subject without evidence: the 403 and its audit event
+  healthz    GET /healthz: the HTTP stack alone
+  status     GET /v1/status-lists/{id} (public): the Status List Token, from ready bytes
 
 first from one client (latency), then from THREADS clients at once (throughput). Every
 issued token is checked with attest.verify, so a fast wrong answer cannot pass.
@@ -81,6 +83,17 @@ def main() -> int:
             cache_size=0,
         )
 
+        first = operator.post("/v1/tokens", json={"subject_id": eligible[0], "audience": AUDIENCE})
+        status_uri = verifier.verify(first.json()["token"])["status"]["status_list"]["uri"]
+        status_path = status_uri.removeprefix(server.base)
+
+        def health(client: httpx.Client, _: int) -> None:
+            assert client.get("/healthz").status_code == 200
+
+        def status_list(client: httpx.Client, _: int) -> None:
+            reply = client.get(status_path)
+            assert reply.status_code == 200, reply.text
+
         def read(client: httpx.Client, i: int) -> None:
             reply = client.get(f"/v1/subjects/{eligible[i % len(eligible)]}")
             assert reply.status_code == 200, reply.text
@@ -100,29 +113,51 @@ def main() -> int:
             "GET /v1/subjects/{id} (baseline)": read,
             "POST /v1/tokens, issued": issue,
             "POST /v1/tokens, denied (403)": deny,
+            "GET /healthz": health,
+            "GET /v1/status-lists/{id}": status_list,
         }
         for threads in (1, args.threads):
-            clients = [_client(server.base, operator_key) for _ in range(threads)]
-            times: dict[str, list[float]] = {name: [] for name in cases}
-            with ThreadPoolExecutor(threads) as pool:
-                for r in range(args.rounds + 1):  # round 0 warms up and is not counted
-                    for name, call in cases.items():
-                        start = r * args.block
-                        t0 = time.perf_counter()
-                        indexes = range(start, start + args.block)
-                        list(pool.map(call, [clients[i % threads] for i in indexes], indexes))
-                        if r:
-                            times[name].append(time.perf_counter() - t0)
-            base = times["GET /v1/subjects/{id} (baseline)"]
-            print(f"\n{threads} client(s) at once, {args.rounds} rounds of {args.block} requests")
-            print(f"{'case':<34} {'req/s (median)':>15} {'ms/req':>8} {'x baseline (paired)':>20}")
-            for name, ts in times.items():
-                rate = args.block / statistics.median(ts)
-                paired = statistics.median(b / t for b, t in zip(base, ts, strict=True))
-                print(f"{name:<34} {rate:>15,.0f} {1000 / rate * threads:>8.2f} {paired:>20.2f}")
-            for client in clients:
-                client.close()
+            _measure(server.base, operator_key, cases, threads, args.rounds, args.block)
     return 0
+
+
+def _measure(
+    base_url: str,
+    key: str,
+    cases: dict[str, Callable[[httpx.Client, int], None]],
+    threads: int,
+    rounds: int,
+    block: int,
+) -> None:
+    """Run every case in interleaved blocks and print rates and paired ratios."""
+    clients = [_client(base_url, key) for _ in range(threads)]
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    with ThreadPoolExecutor(threads) as pool:
+        for r in range(rounds + 1):  # round 0 warms up and is not counted
+            for name, call in cases.items():
+                start = r * block
+                t0 = time.perf_counter()
+                indexes = range(start, start + block)
+                list(pool.map(call, [clients[i % threads] for i in indexes], indexes))
+                if r:
+                    times[name].append(time.perf_counter() - t0)
+    base = times["GET /v1/subjects/{id} (baseline)"]
+    health_times = times["GET /healthz"]
+    print(f"\n{threads} client(s) at once, {rounds} rounds of {block} requests")
+    print(
+        f"{'case':<34} {'req/s (median)':>15} {'ms/req':>8} "
+        f"{'x baseline (paired)':>20} {'x /healthz (paired)':>20}"
+    )
+    for name, ts in times.items():
+        rate = block / statistics.median(ts)
+        paired = statistics.median(b / t for b, t in zip(base, ts, strict=True))
+        vs_health = statistics.median(h / t for h, t in zip(health_times, ts, strict=True))
+        print(
+            f"{name:<34} {rate:>15,.0f} {1000 / rate * threads:>8.2f} "
+            f"{paired:>20.2f} {vs_health:>20.2f}"
+        )
+    for client in clients:
+        client.close()
 
 
 if __name__ == "__main__":
