@@ -61,6 +61,8 @@ from attest.policy.routes import (
     read_audience,
     read_policy,
     read_policy_version,
+    resume_audience,
+    suspend_audience,
     update_audience,
 )
 from attest.policy.service import PolicyService
@@ -206,13 +208,17 @@ def _services(
     app.state["audit_service"] = AuditService(pool)
     app.state["key_service"] = keys
     app.state["subject_service"] = SubjectService(pool)
-    app.state["evidence_service"] = EvidenceService(
-        pool, settings, pairwise_key=pairwise_key, providers=providers
-    )
+    evidence = EvidenceService(pool, settings, pairwise_key=pairwise_key, providers=providers)
+    app.state["evidence_service"] = evidence
     app.state["policy_service"] = policies
     app.state["audience_directory"] = policies
     app.state["token_service"] = TokenService(
-        pool, settings, keyring=keyring, pairwise_key=pairwise_key, metrics=metrics
+        pool,
+        settings,
+        keyring=keyring,
+        pairwise_key=pairwise_key,
+        metrics=metrics,
+        evidence=evidence,
     )
     app.state["status_list_service"] = StatusListService(
         pool, issuer=settings.issuer, ttl=settings.status_list_ttl, signer=keyring
@@ -335,6 +341,8 @@ def create_app(
             evaluate_policy,
             read_audience,
             update_audience,
+            suspend_audience,
+            resume_audience,
             list_audit_events,
             read_attestation,
             list_keys,

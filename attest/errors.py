@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AttestError",
+    "AudienceSuspended",
     "Conflict",
     "EvidenceRejected",
     "Forbidden",
@@ -81,6 +82,12 @@ class FourEyesViolation(AttestError):
     code = "four-eyes"
     status = 403
     title = "A different reviewer must approve"
+
+
+class AudienceSuspended(AttestError):
+    code = "audience-suspended"
+    status = 403
+    title = "Audience is suspended"
 
 
 class NotEligible(AttestError):

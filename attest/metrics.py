@@ -23,6 +23,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.sharing_suspected = Counter(
+            "attest_sharing_suspected",
+            "Sharing signals: a holder-key limit reached, or several clients for one subject.",
+            ["audience", "signal"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         body: bytes = generate_latest(self.registry)
         return body

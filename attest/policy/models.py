@@ -35,6 +35,13 @@ class Audience:
     token_lifetime: int
     binding_required: bool
     updated_at: datetime
+    suspended_at: datetime | None = None
+    #: Distinct holder keys (cnf.jkt) per subject in a sliding 24 h window; None: no limit.
+    max_holder_keys: int | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
 
 @dataclass(frozen=True, slots=True)

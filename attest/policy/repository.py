@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -20,11 +21,15 @@ __all__ = [
     "list_audiences",
     "list_versions",
     "lock_audience",
+    "set_suspended",
     "upsert_audience",
 ]
 
 POLICY_COLUMNS = "name, version, document, digest, created_at"
-AUDIENCE_COLUMNS = "audience, policy_name, token_lifetime, binding_required, updated_at"
+AUDIENCE_COLUMNS = (
+    "audience, policy_name, token_lifetime, binding_required, updated_at, suspended_at, "
+    "max_holder_keys"
+)
 SELECT_LATEST = f"""
 SELECT {POLICY_COLUMNS} FROM policies WHERE name = $1 ORDER BY version DESC LIMIT 1
 """
@@ -44,11 +49,16 @@ SELECT_AUDIENCES_OF_POLICY = (
     "SELECT audience FROM audiences WHERE policy_name = $1 ORDER BY audience"
 )
 UPSERT_AUDIENCE = f"""
-INSERT INTO audiences (audience, policy_name, token_lifetime, binding_required, updated_at)
-VALUES ($1, $2, $3, $4, now())
+INSERT INTO audiences (audience, policy_name, token_lifetime, binding_required, updated_at,
+    max_holder_keys)
+VALUES ($1, $2, $3, $4, now(), $5)
 ON CONFLICT (audience) DO UPDATE SET policy_name = excluded.policy_name,
     token_lifetime = excluded.token_lifetime, binding_required = excluded.binding_required,
-    updated_at = now()
+    max_holder_keys = excluded.max_holder_keys, updated_at = now()
+RETURNING {AUDIENCE_COLUMNS}
+"""
+SET_SUSPENDED = f"""
+UPDATE audiences SET suspended_at = $2, updated_at = now() WHERE audience = $1
 RETURNING {AUDIENCE_COLUMNS}
 """
 INSERT_AUDIENCE_IF_ABSENT = """
@@ -83,6 +93,8 @@ def _audience(row: asyncpg.Record) -> Audience:
         token_lifetime=row["token_lifetime"],
         binding_required=row["binding_required"],
         updated_at=row["updated_at"],
+        suspended_at=row["suspended_at"],
+        max_holder_keys=row["max_holder_keys"],
     )
 
 
@@ -131,13 +143,23 @@ async def audiences_of_policy(conn: Conn, policy_name: str) -> list[str]:
 
 
 async def upsert_audience(
-    conn: Conn, audience: str, policy_name: str, token_lifetime: int, binding_required: bool
+    conn: Conn,
+    audience: str,
+    policy_name: str,
+    token_lifetime: int,
+    binding_required: bool,
+    max_holder_keys: int | None = None,
 ) -> Audience:
     row = await conn.fetchrow(
-        UPSERT_AUDIENCE, audience, policy_name, token_lifetime, binding_required
+        UPSERT_AUDIENCE, audience, policy_name, token_lifetime, binding_required, max_holder_keys
     )
     assert row is not None  # noqa: S101 - INSERT .. RETURNING always returns the row
     return _audience(row)
+
+
+async def set_suspended(conn: Conn, audience: str, at: datetime | None) -> Audience | None:
+    row = await conn.fetchrow(SET_SUSPENDED, audience, at)
+    return _audience(row) if row is not None else None
 
 
 async def insert_audience_if_absent(

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -23,6 +23,8 @@ __all__ = [
     "read_audience",
     "read_policy",
     "read_policy_version",
+    "resume_audience",
+    "suspend_audience",
     "update_audience",
 ]
 
@@ -39,6 +41,13 @@ class AudienceBody(Body):
     policy: Annotated[str, msgspec.Meta(min_length=1, max_length=63)]
     token_lifetime: Lifetime | None = None
     binding_required: bool = False
+    #: Distinct holder keys per subject in a sliding 24 h window (a sharing signal).
+    max_holder_keys: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+
+
+class Suspension(Body):
+    #: Why; kept out of the audit trail (free text), which records only whether one was given.
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
 
 
 def policy_view(policy: PolicyVersion) -> dict[str, Any]:
@@ -57,6 +66,9 @@ def audience_view(audience: Audience) -> dict[str, Any]:
         "policy": audience.policy_name,
         "token_lifetime": audience.token_lifetime,
         "binding_required": audience.binding_required,
+        "max_holder_keys": audience.max_holder_keys,
+        "suspended": audience.suspended,
+        "suspended_at": audience.suspended_at.isoformat() if audience.suspended_at else None,
         "updated_at": audience.updated_at.isoformat(),
     }
 
@@ -148,6 +160,42 @@ async def update_audience(
         policy=data.policy,
         token_lifetime=data.token_lifetime,
         binding_required=data.binding_required,
+        max_holder_keys=data.max_holder_keys,
         now=now,
     )
     return Response(audience_view(bound), status_code=201 if created else 200)
+
+
+@post(
+    "/v1/audiences/{audience:str}/suspension",
+    guards=[requires("audiences:write")],
+    status_code=201,
+)
+async def suspend_audience(
+    request: Request[Any, Any, Any],
+    audience: FromPath[str],
+    policy_service: NamedDependency[PolicyService],
+    now: NamedDependency[datetime],
+    data: JSONBody[Suspension | None] = None,
+) -> dict[str, Any]:
+    """Suspend an audience at once (admin): no new tokens; outstanding ones SUSPENDED."""
+    suspended, tokens = await policy_service.suspend(
+        current_client(request), audience, reason_given=bool(data and data.reason), now=now
+    )
+    return {**audience_view(suspended), "tokens_suspended": tokens}
+
+
+@delete(
+    "/v1/audiences/{audience:str}/suspension",
+    guards=[requires("audiences:write")],
+    status_code=200,
+)
+async def resume_audience(
+    request: Request[Any, Any, Any],
+    audience: FromPath[str],
+    policy_service: NamedDependency[PolicyService],
+    now: NamedDependency[datetime],
+) -> dict[str, Any]:
+    """Lift a suspension (admin): its tokens are VALID again unless otherwise revoked."""
+    resumed, tokens = await policy_service.resume(current_client(request), audience, now=now)
+    return {**audience_view(resumed), "tokens_restored": tokens}

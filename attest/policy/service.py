@@ -18,7 +18,7 @@ import asyncpg
 from attest.audit import service as audit
 from attest.clients.models import Client
 from attest.db import Conn
-from attest.errors import Conflict, NotFound, UnprocessableInput
+from attest.errors import Conflict, Forbidden, NotFound, UnprocessableInput
 from attest.evidence import service as evidence
 from attest.keys.lifecycle import KeyPolicy, check_token_lifetime
 from attest.policy import repository
@@ -28,6 +28,7 @@ from attest.policy.facts import facts_from_evidence
 from attest.policy.models import Audience, Eligibility, PolicyVersion, VersionSummary
 from attest.settings import Settings
 from attest.status import service as status
+from attest.status.models import Status
 from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 
@@ -183,6 +184,7 @@ class PolicyService:
         token_lifetime: int | None,
         binding_required: bool,
         now: datetime,
+        max_holder_keys: int | None = None,
     ) -> tuple[Audience, bool]:
         """Register or rebind an audience; True when it was created."""
         if not 1 <= len(audience) <= 256:
@@ -199,7 +201,7 @@ class PolicyService:
             # A retired key must outlive every token it signed (DESIGN.md, "Keys").
             check_token_lifetime(lifetime, self._key_policy)
             bound = await repository.upsert_audience(
-                conn, audience, policy, lifetime, binding_required
+                conn, audience, policy, lifetime, binding_required, max_holder_keys
             )
             if existing is not None and existing.policy_name != policy:
                 await status.schedule_reevaluation(
@@ -216,7 +218,69 @@ class PolicyService:
                     "policy": policy,
                     "token_lifetime": lifetime,
                     "binding_required": binding_required,
+                    "max_holder_keys": max_holder_keys,
                     "created": existing is None,
                 },
             )
         return bound, existing is None
+
+    async def suspend(
+        self, client: Client, audience: str, *, reason_given: bool, now: datetime
+    ) -> tuple[Audience, int]:
+        """Suspend an audience at once: no new tokens (a decision in flight finishes first:
+        the audience lock), and its outstanding tokens SUSPENDED in their status lists, with
+        the audit event. The number of tokens suspended."""
+        _platform(client, "Suspending an audience")
+        async with self._pool.acquire() as conn, conn.transaction():
+            await repository.lock_audience(conn, audience, "exclusive")
+            found = await repository.get_audience(conn, audience)
+            if found is None:
+                raise NotFound(f"The audience '{audience}' is not registered.")
+            if found.suspended:
+                return found, 0
+            changed = await repository.set_suspended(conn, audience, now)
+            assert changed is not None  # noqa: S101 - locked and read above
+            tokens = await status.mark(conn, "audience", audience, now, Status.SUSPENDED)
+            await audit.record(
+                conn,
+                "audience.suspended",
+                occurred_at=now,
+                actor=client.id,
+                tenant=None,
+                data={
+                    "audience": audience,
+                    "reason_given": reason_given,
+                    "tokens_suspended": tokens,
+                },
+            )
+        return changed, tokens
+
+    async def resume(self, client: Client, audience: str, *, now: datetime) -> tuple[Audience, int]:
+        """Lift a suspension: tokens SUSPENDED by it are VALID again, unless something else
+        revoked them meanwhile (INVALID is final). The number of tokens made VALID."""
+        _platform(client, "Lifting a suspension")
+        async with self._pool.acquire() as conn, conn.transaction():
+            await repository.lock_audience(conn, audience, "exclusive")
+            found = await repository.get_audience(conn, audience)
+            if found is None:
+                raise NotFound(f"The audience '{audience}' is not registered.")
+            if not found.suspended:
+                return found, 0
+            changed = await repository.set_suspended(conn, audience, None)
+            assert changed is not None  # noqa: S101 - locked and read above
+            tokens = await status.mark(conn, "audience", audience, now, Status.VALID)
+            await audit.record(
+                conn,
+                "audience.resumed",
+                occurred_at=now,
+                actor=client.id,
+                tenant=None,
+                data={"audience": audience, "tokens_restored": tokens},
+            )
+        return changed, tokens
+
+
+def _platform(client: Client, what: str) -> None:
+    """Platform configuration (every tenant's decisions depend on it) needs an admin."""
+    if not client.is_admin:
+        raise Forbidden(f"{what} is platform configuration: it needs an admin client.")

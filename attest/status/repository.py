@@ -73,6 +73,7 @@ TARGETS = {
     "evidence": """SELECT a.jti FROM attestations a JOIN evidence e ON e.subject_id = a.subject_id
         WHERE e.id = $3::uuid AND a.expires_at > $2 AND e.id = ANY (a.evidence_ids)""",
     "kid": "SELECT jti FROM attestations WHERE kid = $3 AND expires_at > $2",
+    "audience": "SELECT jti FROM attestations WHERE audience = $3 AND expires_at > $2",
     "jtis": "SELECT unnest($3::text[]) AS jti",
 }
 MARK = {by: _MARK.format(select=select) for by, select in TARGETS.items()}

@@ -88,7 +88,8 @@ async def mark(
     status: Status = Status.INVALID,
 ) -> int:
     """Set the entries of the outstanding tokens named ``by`` ("jti", "subject",
-    "evidence", "kid", "jtis") to ``status``; the number changed. INVALID is final."""
+    "evidence", "kid", "audience", "jtis") to ``status``; the number changed. INVALID is
+    final: a SUSPENDED entry can become VALID again, an INVALID one never."""
     return await repository.set_status(conn, by, value, int(status), now)
 
 

@@ -19,6 +19,7 @@ from attest.http.bodies import Body, Name, Ref, TenantName
 from attest.settings import Settings
 from attest.subjects.models import Subject
 from attest.subjects.service import SubjectService
+from attest.tokens.service import TokenService
 
 __all__ = ["batch_route", "create_subject", "read_subject", "revoke_subject", "subject_view"]
 
@@ -60,13 +61,26 @@ async def create_subject(
 async def read_subject(
     request: Request[Any, Any, Any],
     subject_id: FromPath[str],
-    evidence_service: NamedDependency[EvidenceService],
+    token_service: NamedDependency[TokenService],
     now: NamedDependency[datetime],
 ) -> dict[str, Any]:
-    profile = await evidence_service.profile(current_client(request), subject_id, now)
+    """The subject, its current attributes with their evidence, and the distinct holder keys
+    its tokens were bound to in the last 24 h (a sharing signal)."""
+    profile, holder_keys = await token_service.subject_profile(
+        current_client(request), subject_id, now
+    )
     view = subject_view(profile.subject)
     view["attributes"] = profile.attributes
     view["evidence"] = [evidence_view(e) for e in profile.evidence]
+    view["holder_keys"] = [
+        {
+            "jkt": k.jkt,
+            "audience": k.audience,
+            "tokens": k.tokens,
+            "last_seen": k.last_seen.isoformat(),
+        }
+        for k in holder_keys
+    ]
     return view
 
 

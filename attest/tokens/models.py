@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Attestation", "IssueRequest", "IssuedToken", "NewAttestation", "Revoked"]
+__all__ = [
+    "Attestation",
+    "HolderKey",
+    "IssueRequest",
+    "IssuedToken",
+    "NewAttestation",
+    "Revoked",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +76,13 @@ class Revoked:
     jti: str
     revoked_at: datetime
     changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HolderKey:
+    """A holder key (cnf.jkt) a subject's tokens were bound to, per audience, in a window."""
+
+    jkt: str
+    audience: str
+    tokens: int
+    last_seen: datetime

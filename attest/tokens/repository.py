@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from attest.db import Conn
-from attest.tokens.models import Attestation, NewAttestation
+import uuid
+from datetime import datetime
 
-__all__ = ["get_attestation", "insert_attestation"]
+from attest.db import Conn
+from attest.tokens.models import Attestation, HolderKey, NewAttestation
+
+__all__ = [
+    "get_attestation",
+    "holder_keys",
+    "holder_keys_seen",
+    "insert_attestation",
+    "lock_holder_keys",
+    "other_requesters",
+]
 
 INSERT_ATTESTATION = """
 INSERT INTO attestations (jti, subject_id, tenant, audience, sub, policy_name, policy_version,
@@ -23,6 +33,52 @@ JOIN policies p ON p.name = a.policy_name AND p.version = a.policy_version
 JOIN signing_keys k ON k.kid = a.kid
 WHERE a.jti = $1
 """
+
+
+SELECT_HOLDER_KEYS = """
+SELECT DISTINCT cnf_jkt FROM attestations
+WHERE subject_id = $1 AND audience = $2 AND issued_at > $3 AND cnf_jkt IS NOT NULL
+"""
+# Serialises bound issuances of one subject for one audience while a holder-key limit is
+# counted (seed 11: apart from the other advisory locks).
+LOCK_HOLDER_KEYS = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 11))"
+# A client joining after its tenant's other clients (the flag fires once per new client).
+SELECT_OTHER_REQUESTERS = """
+SELECT CASE WHEN bool_or(requested_by = $2) THEN 0
+            ELSE count(DISTINCT requested_by) END
+FROM attestations WHERE subject_id = $1 AND issued_at > $3
+"""
+SELECT_HOLDER_KEYS_SEEN = """
+SELECT cnf_jkt, audience, count(*) AS tokens, max(issued_at) AS last_seen FROM attestations
+WHERE subject_id = $1 AND issued_at > $2 AND cnf_jkt IS NOT NULL
+GROUP BY cnf_jkt, audience ORDER BY max(issued_at) DESC
+"""
+
+
+async def lock_holder_keys(conn: Conn, subject_id: uuid.UUID, audience: str) -> None:
+    await conn.execute(LOCK_HOLDER_KEYS, str(subject_id), audience)
+
+
+async def holder_keys(
+    conn: Conn, subject_id: uuid.UUID, audience: str, since: datetime
+) -> set[str]:
+    """The distinct holder keys of the subject's tokens for the audience since ``since``."""
+    rows = await conn.fetch(SELECT_HOLDER_KEYS, subject_id, audience, since)
+    return {r["cnf_jkt"] for r in rows}
+
+
+async def other_requesters(
+    conn: Conn, subject_id: uuid.UUID, client_id: uuid.UUID, since: datetime
+) -> int:
+    """How many other clients asked for the subject's tokens since ``since``, if this
+    client has not (0 when it has, or when none did)."""
+    count: int | None = await conn.fetchval(SELECT_OTHER_REQUESTERS, subject_id, client_id, since)
+    return count or 0
+
+
+async def holder_keys_seen(conn: Conn, subject_id: uuid.UUID, since: datetime) -> list[HolderKey]:
+    rows = await conn.fetch(SELECT_HOLDER_KEYS_SEEN, subject_id, since)
+    return [HolderKey(r["cnf_jkt"], r["audience"], r["tokens"], r["last_seen"]) for r in rows]
 
 
 async def insert_attestation(conn: Conn, new: NewAttestation) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -26,6 +26,8 @@ from attest.audit import service as audit
 from attest.clients.models import Client
 from attest.db import Conn
 from attest.errors import (
+    AttestError,
+    AudienceSuspended,
     InvalidInput,
     NotEligible,
     NotFound,
@@ -33,6 +35,7 @@ from attest.errors import (
     UnknownAudience,
     UnprocessableInput,
 )
+from attest.evidence.service import EvidenceService, Profile
 from attest.keys.keyring import Keyring
 from attest.metrics import Metrics
 from attest.policy import service as policies
@@ -52,7 +55,14 @@ from attest.tokens.claims import (
     pairwise_sub,
     token_sha256,
 )
-from attest.tokens.models import Attestation, IssuedToken, IssueRequest, NewAttestation, Revoked
+from attest.tokens.models import (
+    Attestation,
+    HolderKey,
+    IssuedToken,
+    IssueRequest,
+    NewAttestation,
+    Revoked,
+)
 
 __all__ = ["TokenService"]
 
@@ -61,7 +71,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class _Denied:
-    decision: Decision
+    """A refusal recorded in the transaction; raised once it committed."""
+
+    error: AttestError
+    audience: str
+
+
+#: The sliding window of the sharing signals (DESIGN.md: 24 h).
+SHARING_WINDOW = timedelta(hours=24)
 
 
 def _reason_view(decision: Decision) -> list[dict[str, str]]:
@@ -77,8 +94,10 @@ class TokenService:
         keyring: Keyring,
         pairwise_key: bytes,
         metrics: Metrics,
+        evidence: EvidenceService | None = None,
     ) -> None:
         self._pool = pool
+        self._evidence = evidence
         self._settings = settings
         self._keyring = keyring
         self._pairwise_key = pairwise_key
@@ -107,16 +126,8 @@ class TokenService:
                     "The token could not be recorded; none was issued."
                 ) from exc
         if isinstance(outcome, _Denied):
-            decision = outcome.decision
             self._metrics.tokens_denied.labels(request.audience).inc()
-            reasons = _reason_view(decision)
-            raise NotEligible(
-                "The subject is not eligible for this audience.",
-                reasons=[r["message"] for r in reasons],
-                reason_details=reasons,
-                policy=decision.policy,
-                policy_version=decision.policy_version,
-            )
+            raise outcome.error
         self._metrics.tokens_issued.labels(request.audience).inc()
         return outcome
 
@@ -147,28 +158,137 @@ class TokenService:
             tenant=request.tenant,
             lock="share",
         )
+        if audience.suspended:
+            await self._record_denial(conn, client, subject, audience.audience, None, now)
+            return _Denied(
+                AudienceSuspended(
+                    f"The audience '{audience.audience}' is suspended: no tokens are issued.",
+                    reasons=["The audience is suspended."],
+                ),
+                audience.audience,
+            )
         eligibility = await policies.decide(conn, subject, audience.policy_name, now)
         decision = eligibility.decision
         if not decision.eligible:
-            await audit.record(
-                conn,
-                "token.denied",
-                occurred_at=now,
-                actor=client.id,
-                tenant=subject.tenant,
-                subject_id=subject.id,
-                data={
-                    "audience": request.audience,
-                    "policy": decision.policy,
-                    "policy_version": decision.policy_version,
-                    "policy_digest": decision.policy_digest,
-                    "reasons": [r.code for r in decision.reasons],
-                },
+            await self._record_denial(conn, client, subject, audience.audience, decision, now)
+            reasons = _reason_view(decision)
+            return _Denied(
+                NotEligible(
+                    "The subject is not eligible for this audience.",
+                    reasons=[r["message"] for r in reasons],
+                    reason_details=reasons,
+                    policy=decision.policy,
+                    policy_version=decision.policy_version,
+                ),
+                audience.audience,
             )
-            return _Denied(decision)
+        if audience.max_holder_keys is not None and cnf_jkt is not None:
+            shared = await self._holder_key_limit(conn, client, subject, audience, cnf_jkt, now)
+            if shared is not None:
+                await self._record_denial(
+                    conn, client, subject, audience.audience, decision, now, ["holder_key_limit"]
+                )
+                return _Denied(shared, audience.audience)
+        await self._clients_signal(conn, client, subject, audience.audience, now)
         return await self._sign_and_record(
             conn, client, subject, audience, eligibility, cnf_jkt, now
         )
+
+    async def _record_denial(
+        self,
+        conn: Conn,
+        client: Client,
+        subject: Subject,
+        audience: str,
+        decision: Decision | None,
+        now: datetime,
+        codes: list[str] | None = None,
+    ) -> None:
+        data: dict[str, object] = {"audience": audience}
+        if decision is not None:
+            data.update(
+                policy=decision.policy,
+                policy_version=decision.policy_version,
+                policy_digest=decision.policy_digest,
+            )
+        if codes is None:
+            codes = [r.code for r in decision.reasons] if decision else ["audience_suspended"]
+        data["reasons"] = codes
+        await audit.record(
+            conn,
+            "token.denied",
+            occurred_at=now,
+            actor=client.id,
+            tenant=subject.tenant,
+            subject_id=subject.id,
+            data=data,
+        )
+
+    async def _holder_key_limit(
+        self,
+        conn: Conn,
+        client: Client,
+        subject: Subject,
+        audience: Audience,
+        cnf_jkt: str,
+        now: datetime,
+    ) -> NotEligible | None:
+        """The sharing signal of DESIGN.md: a token that would make more distinct holder keys
+        (cnf.jkt) for this subject and audience in the window than the audience allows is
+        denied (reason holder_key_limit) and recorded as subject.sharing_suspected."""
+        limit = audience.max_holder_keys
+        assert limit is not None  # noqa: S101 - checked by the caller
+        await repository.lock_holder_keys(conn, subject.id, audience.audience)
+        seen = await repository.holder_keys(
+            conn, subject.id, audience.audience, now - SHARING_WINDOW
+        )
+        if cnf_jkt in seen or len(seen) < limit:
+            return None
+        await audit.record(
+            conn,
+            "subject.sharing_suspected",
+            occurred_at=now,
+            actor=client.id,
+            tenant=subject.tenant,
+            subject_id=subject.id,
+            data={
+                "signal": "holder_key_limit",
+                "audience": audience.audience,
+                "holder_keys": len(seen) + 1,
+                "limit": limit,
+            },
+        )
+        self._metrics.sharing_suspected.labels(audience.audience, "holder_key_limit").inc()
+        message = (
+            f"The subject's tokens for this audience are already bound to {len(seen)} holder "
+            f"keys in the last 24 h, the most it allows ({limit}): a new key is refused."
+        )
+        return NotEligible(
+            "The subject is not eligible for this audience.",
+            reasons=[message],
+            reason_details=[{"code": "holder_key_limit", "message": message, "rule": "$"}],
+        )
+
+    async def _clients_signal(
+        self, conn: Conn, client: Client, subject: Subject, audience: str, now: datetime
+    ) -> None:
+        """Flag (event and metric, no denial) a subject whose tokens are asked for by more
+        than one client of its tenant in the window, once per client that joins."""
+        others = await repository.other_requesters(
+            conn, subject.id, client.id, now - SHARING_WINDOW
+        )
+        if others == 0:
+            return
+        await audit.record(
+            conn,
+            "subject.sharing_suspected",
+            occurred_at=now,
+            actor=client.id,
+            tenant=subject.tenant,
+            subject_id=subject.id,
+            data={"signal": "multiple_clients", "audience": audience, "clients": others + 1},
+        )
+        self._metrics.sharing_suspected.labels(audience, "multiple_clients").inc()
 
     async def _sign_and_record(
         self,
@@ -342,3 +462,14 @@ class TokenService:
         if subject is None:
             return False
         return (await policies.decide(conn, subject, audience.policy_name, now)).decision.eligible
+
+    async def subject_profile(
+        self, client: Client, subject_id: str, now: datetime
+    ) -> tuple[Profile, list[HolderKey]]:
+        """A subject's evidence and current attributes (the evidence service's profile) and
+        the distinct holder keys its tokens were bound to in the sharing window."""
+        assert self._evidence is not None  # noqa: S101 - create_app hands it in
+        profile = await self._evidence.profile(client, subject_id, now)
+        async with self._pool.acquire() as conn:
+            keys = await repository.holder_keys_seen(conn, profile.subject.id, now - SHARING_WINDOW)
+        return profile, keys
