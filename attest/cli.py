@@ -201,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     configure_keys(keys, lambda: _settings(argparse.Namespace()), _keys_run)
 
+    audiences = commands.add_parser(
+        "audiences", help="Suspend an audience or lift its suspension over the API."
+    )
+    from attest.policy.cli import configure_audiences  # noqa: PLC0415 - stdlib only at import
+
+    configure_audiences(audiences)
+
     subjects = commands.add_parser("subjects", help="Onboard subjects in bulk over the API.")
     from attest.subjects.cli import configure as configure_subjects  # noqa: PLC0415 - stdlib only
 

@@ -307,3 +307,19 @@ def test_cli_stream_reloads_the_jwks_file(
     assert fourth == "invalid: malformed"
     with pytest.raises(SystemExit):
         cli.main([*args, "--dpop", "p", "--method", "GET", "--url", "https://x/"])
+
+
+def test_the_attest_command_runs_verify_with_only_pyjwt_and_cryptography(
+    tmp_path: Path, mint: Minter, jwks_file: Path
+) -> None:
+    """DESIGN.md: `attest verify` works with the base install; the attest command imports
+    server code only for server commands (its parser names them all)."""
+    env = _isolated_env(tmp_path)
+    now = int(__import__("time").time())
+    ok = subprocess.run(
+        [sys.executable, "-S", "-m", "attest.cli", "verify", mint(good_claims(now=now)),
+         "--issuer", ISSUER, "--audience", AUDIENCE, "--jwks", str(jwks_file)],
+        env=env, capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["iat"] == now
