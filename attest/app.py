@@ -27,7 +27,13 @@ from attest import __version__
 from attest.audit.routes import list_audit_events
 from attest.audit.service import AuditService
 from attest.bootstrap import bootstrap
-from attest.clients.routes import create_client
+from attest.clients.routes import (
+    create_client,
+    list_clients,
+    read_client,
+    revoke_client,
+    rotate_client_key,
+)
 from attest.clients.service import ClientService
 from attest.clock import Clock, utc_now
 from attest.db.embedded import EmbeddedPostgres
@@ -182,11 +188,12 @@ def _services(
     pairwise_key: bytes,
     providers: Providers,
     metrics: Metrics,
+    clock: Clock,
 ) -> KeyService:
     """Build every service once and put them where handlers (and guards) find them."""
     keys = KeyService(pool, keyring, settings)
     policies = PolicyService(pool, settings)
-    app.state[auth.STATE_KEY] = ClientService(pool)
+    app.state[auth.STATE_KEY] = ClientService(pool, clock=clock)
     app.state["audit_service"] = AuditService(pool)
     app.state["key_service"] = keys
     app.state["subject_service"] = SubjectService(pool)
@@ -247,6 +254,7 @@ def create_app(
                     pairwise_key=pairwise_key,
                     providers=providers,
                     metrics=runtime.metrics,
+                    clock=clock,
                 )
                 key_task = asyncio.create_task(
                     _key_lifecycle(key_service, settings.key_check_interval_ms, clock),
@@ -291,6 +299,10 @@ def create_app(
             jwks,
             configuration,
             create_client,
+            list_clients,
+            read_client,
+            revoke_client,
+            rotate_client_key,
             create_subject,
             batch_route(settings),
             read_subject,
