@@ -43,6 +43,7 @@ __all__ = [
     "parse_key",
     "register",
     "related",
+    "require_admin",
     "revoke",
     "rotate",
     "secret_digest",
@@ -95,6 +96,17 @@ def check_manage(caller: Client, target: ClientRecord) -> None:
     if excess:
         raise Forbidden(
             f"A client manages only clients whose scopes it holds; it lacks: {', '.join(excess)}."
+        )
+
+
+def require_admin(caller: Client, what: str) -> None:
+    """Platform configuration (policies, audiences) governs every tenant's decisions, so
+    only an admin client changes it, whatever scopes a tenant client holds."""
+    if not caller.is_admin:
+        raise Forbidden(
+            f"{what} is platform configuration shared by every tenant; it needs an admin "
+            "client, not only the scope.",
+            reason="admin_required",
         )
 
 
