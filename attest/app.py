@@ -50,6 +50,7 @@ from attest.evidence.routes import (
 from attest.evidence.service import EvidenceService, Providers
 from attest.http import auth
 from attest.http.problems import exception_handlers
+from attest.http.requests import StrictRequest
 from attest.keys.keyring import Keyring, open_keystore
 from attest.keys.routes import (
     configuration,
@@ -328,6 +329,7 @@ def create_app(
         dependencies=dependencies,
         lifespan=[_recording_refusals(lifespan)],
         exception_handlers=exception_handlers,
+        request_class=StrictRequest,
         request_max_body_size=settings.max_body_size,
         openapi_config=OpenAPIConfig(title="attest", version=__version__, path="/schema"),
         debug=False,
