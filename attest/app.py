@@ -48,7 +48,7 @@ from attest.evidence.routes import (
     withdraw_evidence,
 )
 from attest.evidence.service import EvidenceService, Providers
-from attest.http import auth
+from attest.http import auth, redaction
 from attest.http.problems import exception_handlers
 from attest.http.requests import StrictRequest
 from attest.keys.keyring import Keyring, open_keystore
@@ -221,6 +221,8 @@ def create_app(
     except ProviderConfigError as exc:
         raise SettingsError(f"ATTEST_IDP_PROVIDERS: {exc}") from None
     say = announce or (lambda text: print(text, file=sys.stderr, flush=True))
+    # The access log never writes a query string: one may carry a credential.
+    redaction.install()
     runtime = Runtime(metrics=Metrics())
 
     @asynccontextmanager

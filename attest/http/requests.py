@@ -10,26 +10,38 @@ framework's decoding (DESIGN.md, "HTTP API"):
   normalised to Unicode NFC, so one identifier has one spelling, and refused with a 422 problem
   naming their JSON path when they hold control (C0, C1), format (bidirectional overrides and
   isolates, zero-width characters) or line/paragraph separator characters.
+
+A client that goes away while it sends its body is logged at debug as a client disconnect,
+not as an unhandled error with a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import unicodedata
 from typing import Any
 
 from litestar import Request
+from litestar.exceptions import InternalServerException
 
 from attest.errors import AttestError, InvalidInput, UnprocessableInput
 
 __all__ = [
     "IDENTIFIER_FIELDS",
+    "ClientDisconnected",
     "DuplicateMember",
     "StrictRequest",
     "UnsupportedMediaType",
     "check_identifier",
 ]
+
+log = logging.getLogger(__name__)
+
+# What Litestar raises (a 500 InternalServerException) when the ASGI server reports the client
+# gone before the end of the body; the message is the only thing that tells it apart.
+_DISCONNECT_DETAIL = "client disconnected prematurely"
 
 #: Body members holding identifiers a client chooses, checked wherever they appear.
 IDENTIFIER_FIELDS = frozenset({"external_ref", "name", "tenant"})
@@ -43,6 +55,14 @@ class UnsupportedMediaType(AttestError):
     code = "unsupported-media-type"
     status = 415
     title = "Unsupported media type"
+
+
+class ClientDisconnected(AttestError):
+    """The client left before its body arrived; nobody reads the answer."""
+
+    code = "client-disconnected"
+    status = 400
+    title = "Client disconnected"
 
 
 class DuplicateMember(InvalidInput):
@@ -94,6 +114,16 @@ def _normalise(value: Any, path: str) -> None:
 
 class StrictRequest(Request[Any, Any, Any]):
     """The framework's request, with the body rules above applied to every JSON body."""
+
+    async def body(self) -> bytes:
+        try:
+            return await super().body()
+        except InternalServerException as exc:
+            if exc.detail != _DISCONNECT_DETAIL:
+                raise
+            # Path only: a query string may carry a credential (it is never logged).
+            log.debug("client disconnected during the body of %s %s", self.method, self.url.path)
+            raise ClientDisconnected("The client disconnected before its body arrived.") from None
 
     async def json(self) -> Any:
         body = await self.body()
