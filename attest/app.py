@@ -34,7 +34,7 @@ from attest.clients.routes import (
     revoke_client,
     rotate_client_key,
 )
-from attest.clients.service import ClientService
+from attest.clients.service import ClientService, Limits, PostgresCounters, RedisCounters
 from attest.clock import Clock, utc_now
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
@@ -192,9 +192,15 @@ def _services(
     clock: Clock,
 ) -> KeyService:
     """Build every service once and put them where handlers (and guards) find them."""
+    # The access log never writes a query string: one may carry a credential.
+    redaction.install()
     keys = KeyService(pool, keyring, settings)
     policies = PolicyService(pool, settings)
-    app.state[auth.STATE_KEY] = ClientService(pool, clock=clock)
+    # Rate-limit counters shared by every instance: Redis when configured, else PostgreSQL.
+    counters = RedisCounters(settings.redis_url) if settings.redis_url else PostgresCounters(pool)
+    app.state[auth.STATE_KEY] = ClientService(
+        pool, clock=clock, limits=Limits.of(settings), counters=counters, metrics=metrics
+    )
     app.state["audit_service"] = AuditService(pool)
     app.state["key_service"] = keys
     app.state["subject_service"] = SubjectService(pool)
@@ -221,8 +227,6 @@ def create_app(
     except ProviderConfigError as exc:
         raise SettingsError(f"ATTEST_IDP_PROVIDERS: {exc}") from None
     say = announce or (lambda text: print(text, file=sys.stderr, flush=True))
-    # The access log never writes a query string: one may carry a credential.
-    redaction.install()
     runtime = Runtime(metrics=Metrics())
 
     @asynccontextmanager
@@ -281,6 +285,8 @@ def create_app(
                 if key_task is not None:
                     key_task.cancel()
                     await asyncio.gather(key_task, return_exceptions=True)
+                if auth.STATE_KEY in app.state:
+                    await app.state[auth.STATE_KEY].close()
                 await pool.close()
                 keystore.close()
         finally:

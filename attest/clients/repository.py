@@ -14,10 +14,13 @@ from attest.db import Conn
 
 __all__ = [
     "count_clients",
+    "count_hit",
+    "count_read",
     "find_by_key_id",
     "get_client",
     "insert_client",
     "list_clients",
+    "prune_counters",
     "related",
     "replace_key",
     "revoke",
@@ -92,6 +95,19 @@ up(id) AS (
 SELECT EXISTS (SELECT 1 FROM down WHERE id = $2) OR EXISTS (SELECT 1 FROM up WHERE id = $2)
 """
 
+# One statement per hit, so concurrent instances never lose a count: a new window restarts
+# the counter at 1, the same window adds 1.
+COUNT_HIT = """
+INSERT INTO rate_counters (key, window_start, count) VALUES ($1, $2, 1)
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN rate_counters.window_start = EXCLUDED.window_start
+                 THEN rate_counters.count + 1 ELSE 1 END,
+    window_start = EXCLUDED.window_start
+RETURNING count
+"""
+COUNT_READ = "SELECT count FROM rate_counters WHERE key = $1 AND window_start = $2"
+PRUNE_COUNTERS = "DELETE FROM rate_counters WHERE window_start < $1"
+
 
 def _record(row: asyncpg.Record) -> ClientRecord:
     return ClientRecord(
@@ -123,6 +139,7 @@ async def find_by_key_id(
         tenant=row["tenant"],
         scopes=frozenset(row["scopes"]),
         is_admin=row["is_admin"],
+        key_id=key_id,
     )
     return client, bytes(row["digest"])
 
@@ -205,3 +222,17 @@ async def replace_key(
 async def related(conn: Conn, a: uuid.UUID, b: uuid.UUID) -> bool:
     found: bool = await conn.fetchval(RELATED, a, b)
     return found
+
+
+async def count_hit(conn: Conn | asyncpg.Pool, key: str, window_start: int) -> int:
+    count: int = await conn.fetchval(COUNT_HIT, key, window_start)
+    return count
+
+
+async def count_read(conn: Conn | asyncpg.Pool, key: str, window_start: int) -> int:
+    count: int | None = await conn.fetchval(COUNT_READ, key, window_start)
+    return count or 0
+
+
+async def prune_counters(conn: Conn | asyncpg.Pool, before: int) -> None:
+    await conn.execute(PRUNE_COUNTERS, before)

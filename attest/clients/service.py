@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -24,17 +25,30 @@ from attest.clients.models import (
     NewKey,
     RotatedKey,
 )
+from attest.clients.ratelimit import Counters, PostgresCounters, RedisCounters, retry_after
 from attest.clock import Clock, utc_now
 from attest.db import Conn
-from attest.errors import Conflict, Forbidden, NotFound, Unauthenticated, UnprocessableInput
+from attest.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    UnprocessableInput,
+)
 from attest.ids import parse_uuid
+from attest.metrics import Metrics
+from attest.settings import Settings
 
 __all__ = [
     "ALL_SCOPES",
     "MAX_GRACE_SECONDS",
     "Client",
     "ClientService",
+    "Limits",
     "NewKey",
+    "PostgresCounters",
+    "RedisCounters",
     "check_grant",
     "check_manage",
     "count_clients",
@@ -240,24 +254,133 @@ async def count_clients(conn: Conn) -> int:
     return await repository.count_clients(conn)
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Failed-authentication throttling per key id and request rate per client."""
+
+    auth_failures: int
+    auth_window: int
+    client_rate: int
+    client_window: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(
+            settings.auth_failure_limit,
+            settings.auth_failure_window,
+            settings.client_rate_limit,
+            settings.client_rate_window,
+        )
+
+
 class ClientService:
-    def __init__(self, pool: asyncpg.Pool, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        clock: Clock = utc_now,
+        limits: Limits | None = None,
+        counters: Counters | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._pool = pool
         self._clock = clock
+        self._limits = limits or Limits.of(Settings())
+        self._counters: Counters = counters or PostgresCounters(pool)
+        self._metrics = metrics or Metrics()
 
     async def authenticate(self, api_key: str) -> Client:
         """The client a presented key belongs to; every failure is one 401 answer. A revoked
         or expired client, or a key past its rotation grace, is refused at once: every
-        request reads the database (no cache), so every instance refuses it."""
+        request reads the database (no cache), so every instance refuses it.
+
+        Throttled on every instance (shared counters): a key id with too many failed
+        attempts in a window is refused with 429 until the window ends, before its secret is
+        even compared; a client over its request rate is refused with 429.
+        """
         parsed = parse_key(api_key)
         if parsed is None:
+            self._metrics.auth_failures.labels("malformed").inc()
             raise Unauthenticated("The API key is malformed.")
-        found = await repository.find_by_key_id(self._pool, parsed.key_id, self._clock())
+        now = self._clock()
+        limits = self._limits
+        failures_key = f"auth:{parsed.key_id}"
+        if await self._counters.read(failures_key, limits.auth_window, now) >= limits.auth_failures:
+            self._metrics.auth_failures.labels("throttled").inc()
+            raise RateLimited(
+                "Too many failed authentications for this key id; retry later.",
+                retry_after=retry_after(now, limits.auth_window),
+            )
+        found = await repository.find_by_key_id(self._pool, parsed.key_id, now)
         stored = found[1] if found else None
         # Compared even for an unknown key id, so both paths take the same time.
         if not secret_matches(parsed.secret, stored) or found is None:
+            self._metrics.auth_failures.labels("invalid").inc()
+            count = await self._counters.hit(failures_key, limits.auth_window, now)
+            # Recorded at the first failure of a window and when the key id is locked out:
+            # a flood of attempts is two events, not a flood of events.
+            if count in (1, limits.auth_failures):
+                await self._security_event(
+                    "security.auth_failed",
+                    now,
+                    actor=None,
+                    tenant=found[0].tenant if found else None,
+                    data={
+                        "key_id": parsed.key_id,
+                        "failures_in_window": count,
+                        "locked_out": count >= limits.auth_failures,
+                    },
+                )
             raise Unauthenticated("The API key is not valid.")
-        return found[0]
+        client = found[0]
+        requests = await self._counters.hit(f"client:{client.id}", limits.client_window, now)
+        if requests > limits.client_rate:
+            self._metrics.rate_limited.inc()
+            if requests == limits.client_rate + 1:
+                await self._security_event(
+                    "security.rate_limited",
+                    now,
+                    actor=client.id,
+                    tenant=client.tenant,
+                    data={"key_id": client.key_id, "limit": limits.client_rate},
+                )
+            raise RateLimited(
+                "This client is over its request rate; retry later.",
+                retry_after=retry_after(now, limits.client_window),
+            )
+        return client
+
+    async def refused_scope(self, client: Client, scope: str) -> None:
+        """Count a request refused for a missing scope; record the first of each window."""
+        self._metrics.scope_refusals.labels(scope).inc()
+        now = self._clock()
+        count = await self._counters.hit(f"scope:{client.id}", self._limits.auth_window, now)
+        if count == 1:
+            await self._security_event(
+                "security.scope_refused",
+                now,
+                actor=client.id,
+                tenant=client.tenant,
+                data={"key_id": client.key_id, "scope": scope},
+            )
+
+    async def _security_event(
+        self,
+        event_type: str,
+        now: datetime,
+        *,
+        actor: uuid.UUID | None,
+        tenant: str | None,
+        data: dict[str, object],
+    ) -> None:
+        """A security event: key ids and counts, never a secret."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await audit.record(
+                conn, event_type, occurred_at=now, actor=actor, tenant=tenant, data=data
+            )
+
+    async def close(self) -> None:
+        await self._counters.close()
 
     async def create(
         self,

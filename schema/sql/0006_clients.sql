@@ -31,3 +31,12 @@ CREATE INDEX client_links_to ON client_links (to_client);
 INSERT INTO client_links (from_client, to_client, kind, at)
 SELECT created_by, id, 'created', created_at FROM api_clients
 WHERE created_by IS NOT NULL AND created_by <> id;
+
+-- Fixed-window request counters shared by every instance (rate limits, failed-authentication
+-- throttling): one row per key, reset when a new window starts; old rows are pruned.
+CREATE TABLE rate_counters (
+    key          text PRIMARY KEY,
+    window_start bigint NOT NULL,
+    count        integer NOT NULL
+);
+CREATE INDEX rate_counters_window ON rate_counters (window_start);
