@@ -78,21 +78,23 @@ REPLACE_KEY = f"""
 UPDATE api_clients SET key_id = $2, secret_sha256 = $3 WHERE id = $1
 RETURNING {RECORD_COLUMNS}
 """
-# Related: one reaches the other along the links, forwards (created or rotated, directly or
-# through other clients) or backwards. UNION (not UNION ALL) stops at cycles.
+# Related: one reaches the other along the links (created or rotated, directly or through
+# other clients), in either direction: b is among a's ancestors or a among b's. Walking up
+# (to_client -> from_client, indexed) keeps both walks short even when one of them is the
+# admin that created every client. UNION (not UNION ALL) stops at cycles.
 RELATED = """
 WITH RECURSIVE
-down(id) AS (
+up_a(id) AS (
     SELECT $1::uuid
     UNION
-    SELECT l.to_client FROM client_links l JOIN down d ON l.from_client = d.id
+    SELECT l.from_client FROM client_links l JOIN up_a u ON l.to_client = u.id
 ),
-up(id) AS (
-    SELECT $1::uuid
+up_b(id) AS (
+    SELECT $2::uuid
     UNION
-    SELECT l.from_client FROM client_links l JOIN up u ON l.to_client = u.id
+    SELECT l.from_client FROM client_links l JOIN up_b u ON l.to_client = u.id
 )
-SELECT EXISTS (SELECT 1 FROM down WHERE id = $2) OR EXISTS (SELECT 1 FROM up WHERE id = $2)
+SELECT EXISTS (SELECT 1 FROM up_a WHERE id = $2) OR EXISTS (SELECT 1 FROM up_b WHERE id = $1)
 """
 
 # One statement per hit, so concurrent instances never lose a count: a new window restarts

@@ -104,8 +104,10 @@ def check_manage(caller: Client, target: ClientRecord) -> None:
     key hands its scopes over, so this is the granting rule applied to an existing client)."""
     if caller.is_admin:
         return
-    if target.is_admin or target.tenant != caller.tenant:
+    if target.tenant != caller.tenant:
         raise Forbidden("A client manages only clients of its own tenant.")
+    if target.is_admin:
+        raise Forbidden("Only an admin client manages an admin client.")
     excess = sorted(set(target.scopes) - caller.scopes)
     if excess:
         raise Forbidden(
