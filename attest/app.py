@@ -27,8 +27,14 @@ from attest import __version__
 from attest.audit.routes import list_audit_events
 from attest.audit.service import AuditService
 from attest.bootstrap import bootstrap
-from attest.clients.routes import create_client
-from attest.clients.service import ClientService
+from attest.clients.routes import (
+    create_client,
+    list_clients,
+    read_client,
+    revoke_client,
+    rotate_client_key,
+)
+from attest.clients.service import ClientService, Limits, PostgresCounters, RedisCounters
 from attest.clock import Clock, utc_now
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
@@ -42,8 +48,9 @@ from attest.evidence.routes import (
     withdraw_evidence,
 )
 from attest.evidence.service import EvidenceService, Providers
-from attest.http import auth
+from attest.http import auth, redaction
 from attest.http.problems import exception_handlers
+from attest.http.requests import StrictRequest
 from attest.keys.keyring import Keyring, open_keystore
 from attest.keys.routes import (
     configuration,
@@ -200,11 +207,18 @@ def _services(
     pairwise_key: bytes,
     providers: Providers,
     metrics: Metrics,
+    clock: Clock,
 ) -> KeyService:
     """Build every service once and put them where handlers (and guards) find them."""
+    # The access log never writes a query string: one may carry a credential.
+    redaction.install()
     keys = KeyService(pool, keyring, settings)
     policies = PolicyService(pool, settings)
-    app.state[auth.STATE_KEY] = ClientService(pool)
+    # Rate-limit counters shared by every instance: Redis when configured, else PostgreSQL.
+    counters = RedisCounters(settings.redis_url) if settings.redis_url else PostgresCounters(pool)
+    app.state[auth.STATE_KEY] = ClientService(
+        pool, clock=clock, limits=Limits.of(settings), counters=counters, metrics=metrics
+    )
     app.state["audit_service"] = AuditService(pool)
     app.state["key_service"] = keys
     app.state["subject_service"] = SubjectService(pool)
@@ -224,6 +238,65 @@ def _services(
         pool, issuer=settings.issuer, ttl=settings.status_list_ttl, signer=keyring
     )
     return keys
+
+
+def _background(
+    app: Litestar, settings: Settings, key_service: KeyService, clock: Clock
+) -> list[asyncio.Task[None]]:
+    """The instance's background work: scheduled key transitions and re-evaluations."""
+    return [
+        asyncio.create_task(
+            _key_lifecycle(key_service, settings.key_check_interval_ms, clock),
+            name="attest-keys",
+        ),
+        asyncio.create_task(
+            _reevaluations(
+                app.state["token_service"], settings.status_reevaluation_interval_ms, clock
+            ),
+            name="attest-reevaluations",
+        ),
+    ]
+
+
+def _route_handlers(settings: Settings) -> list[Any]:
+    """Every route of the API, in one list (the batch route takes its own body limit)."""
+    return [
+        healthz,
+        readyz,
+        metrics,
+        jwks,
+        configuration,
+        create_client,
+        list_clients,
+        read_client,
+        revoke_client,
+        rotate_client_key,
+        create_subject,
+        batch_route(settings),
+        read_subject,
+        revoke_subject,
+        submit_evidence,
+        approve_evidence,
+        reject_evidence,
+        withdraw_evidence,
+        issue_token,
+        revoke_token,
+        read_status_list,
+        read_policy,
+        read_policy_version,
+        publish_policy,
+        evaluate_policy,
+        read_audience,
+        update_audience,
+        suspend_audience,
+        resume_audience,
+        list_audit_events,
+        read_attestation,
+        list_keys,
+        key_history,
+        rotate_keys,
+        revoke_key,
+    ]
 
 
 def create_app(
@@ -258,8 +331,7 @@ def create_app(
                 ),
             )
             pool = runtime.pool = await create_pool(dsn, settings.db_pool_size)
-            key_task: asyncio.Task[None] | None = None
-            reevaluation_task: asyncio.Task[None] | None = None
+            tasks: list[asyncio.Task[None]] = []
             try:
                 async with pool.acquire() as conn:
                     result = await bootstrap(conn, settings, keystore, clock())
@@ -273,17 +345,9 @@ def create_app(
                     pairwise_key=pairwise_key,
                     providers=providers,
                     metrics=runtime.metrics,
+                    clock=clock,
                 )
-                key_task = asyncio.create_task(
-                    _key_lifecycle(key_service, settings.key_check_interval_ms, clock),
-                    name="attest-keys",
-                )
-                reevaluation_task = asyncio.create_task(
-                    _reevaluations(
-                        app.state["token_service"], settings.status_reevaluation_interval_ms, clock
-                    ),
-                    name="attest-reevaluations",
-                )
+                tasks = _background(app, settings, key_service, clock)
                 if result.generated_admin_key:
                     say(
                         "\n  attest: bootstrap admin API key (shown once, store it now):\n"
@@ -299,10 +363,11 @@ def create_app(
                 yield
             finally:
                 runtime.ready = False
-                tasks = [t for t in (key_task, reevaluation_task) if t is not None]
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if auth.STATE_KEY in app.state:
+                    await app.state[auth.STATE_KEY].close()
                 await pool.close()
                 keystore.close()
         finally:
@@ -317,42 +382,11 @@ def create_app(
     dependencies["now"] = Provide(now, sync_to_thread=False)
 
     app = Litestar(
-        route_handlers=[
-            healthz,
-            readyz,
-            metrics,
-            jwks,
-            configuration,
-            create_client,
-            create_subject,
-            batch_route(settings),
-            read_subject,
-            revoke_subject,
-            submit_evidence,
-            approve_evidence,
-            reject_evidence,
-            withdraw_evidence,
-            issue_token,
-            revoke_token,
-            read_status_list,
-            read_policy,
-            read_policy_version,
-            publish_policy,
-            evaluate_policy,
-            read_audience,
-            update_audience,
-            suspend_audience,
-            resume_audience,
-            list_audit_events,
-            read_attestation,
-            list_keys,
-            key_history,
-            rotate_keys,
-            revoke_key,
-        ],
+        route_handlers=_route_handlers(settings),
         dependencies=dependencies,
         lifespan=[_recording_refusals(lifespan)],
         exception_handlers=exception_handlers,
+        request_class=StrictRequest,
         request_max_body_size=settings.max_body_size,
         openapi_config=OpenAPIConfig(title="attest", version=__version__, path="/schema"),
         debug=False,

@@ -151,6 +151,98 @@ def _clients_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_json(record: Any) -> dict[str, Any]:
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": str(record.id),
+        "name": record.name,
+        "tenant": record.tenant,
+        "scopes": record.scopes,
+        "admin": record.is_admin,
+        "key_id": record.key_id,
+        "created_at": when(record.created_at),
+        "created_by": str(record.created_by) if record.created_by else None,
+        "expires_at": when(record.expires_at),
+        "revoked_at": when(record.disabled_at),
+        "status": "revoked" if record.disabled_at else "active",
+    }
+
+
+def _client_id(value: str) -> Any:
+    import uuid  # noqa: PLC0415
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise SystemExit(f"attest: not a client id: {value!r}") from None
+
+
+def _clients_list(args: argparse.Namespace) -> int:
+    from attest.clients.service import list_clients  # noqa: PLC0415
+
+    async def work(conn: Any) -> Any:
+        return await list_clients(conn, args.tenant)
+
+    records = _keys_run(_settings(args), work)
+    print(json.dumps([_client_json(r) for r in records], indent=2))
+    return 0
+
+
+def _clients_revoke(args: argparse.Namespace) -> int:
+    from attest.clients.service import revoke  # noqa: PLC0415
+    from attest.clock import utc_now  # noqa: PLC0415
+    from attest.errors import AttestError  # noqa: PLC0415
+
+    client_id = _client_id(args.client_id)
+
+    async def work(conn: Any) -> Any:
+        async with conn.transaction():
+            return await revoke(conn, client_id, by=None, now=utc_now(), via="cli")
+
+    try:
+        record = _keys_run(_settings(args), work)
+    except AttestError as exc:
+        print(f"attest: {exc.detail}", file=sys.stderr)
+        return 1
+    print(json.dumps(_client_json(record), indent=2))
+    return 0
+
+
+def _clients_rotate(args: argparse.Namespace) -> int:
+    from attest.clients.service import rotate  # noqa: PLC0415
+    from attest.clock import utc_now  # noqa: PLC0415
+    from attest.errors import AttestError  # noqa: PLC0415
+
+    client_id = _client_id(args.client_id)
+
+    async def work(conn: Any) -> Any:
+        async with conn.transaction():
+            return await rotate(
+                conn,
+                client_id,
+                grace_seconds=args.grace_seconds,
+                by=None,
+                now=utc_now(),
+                via="cli",
+            )
+
+    try:
+        rotated = _keys_run(_settings(args), work)
+    except AttestError as exc:
+        print(f"attest: {exc.detail}", file=sys.stderr)
+        return 1
+    out = {
+        **_client_json(rotated.client),
+        "previous_key_id": rotated.previous_key_id,
+        "previous_key_not_after": rotated.previous_not_after.isoformat(),
+        "api_key": rotated.key.api_key,
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def _keys_run(settings: Any, work: Any) -> Any:
     from attest.db.migrations import apply_migrations  # noqa: PLC0415
 
@@ -195,6 +287,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="Comma-separated scopes, for example subjects:write,tokens:issue.",
     )
     create.set_defaults(func=_clients_create)
+    listing = clients_commands.add_parser(
+        "list", help="List API clients (never their keys) as JSON."
+    )
+    listing.add_argument("--tenant", help="Only the clients of this tenant.")
+    listing.set_defaults(func=_clients_list)
+    revoke = clients_commands.add_parser(
+        "revoke", help="Revoke an API client: its keys are refused from now on."
+    )
+    revoke.add_argument("client_id", help="The id of the client to revoke.")
+    revoke.set_defaults(func=_clients_revoke)
+    rotate = clients_commands.add_parser(
+        "rotate", help="Give an API client a new key and print it once."
+    )
+    rotate.add_argument("client_id", help="The id of the client whose key is rotated.")
+    rotate.add_argument(
+        "--grace-seconds",
+        type=int,
+        default=0,
+        help="How long the previous key keeps working, 0 to 86400 seconds (default 0).",
+    )
+    rotate.set_defaults(func=_clients_rotate)
 
     keys = commands.add_parser("keys", help="Manage signing keys: list, rotate, revoke, history.")
     from attest.keys.cli import configure as configure_keys  # noqa: PLC0415 - stdlib only

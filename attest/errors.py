@@ -21,6 +21,7 @@ __all__ = [
     "KeystoreFailure",
     "NotEligible",
     "NotFound",
+    "RateLimited",
     "ServiceUnavailable",
     "Unauthenticated",
 ]
@@ -117,6 +118,15 @@ class EvidenceRejected(AttestError):
     code = "evidence-rejected"
     status = 422
     title = "Evidence rejected"
+
+
+class RateLimited(AttestError):
+    """Too many requests, or too many failed authentications for a key id: retry after
+    ``retry_after`` seconds (the problem's Retry-After header)."""
+
+    code = "rate-limited"
+    status = 429
+    title = "Too many requests"
 
 
 class ServiceUnavailable(AttestError):

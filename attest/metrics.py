@@ -29,6 +29,23 @@ class Metrics:
             ["audience", "signal"],
             registry=self.registry,
         )
+        self.auth_failures = Counter(
+            "attest_auth_failures",
+            "Requests refused for their credentials (malformed, invalid, throttled).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.scope_refusals = Counter(
+            "attest_scope_refusals",
+            "Authenticated requests refused for a missing scope.",
+            ["scope"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "attest_rate_limited",
+            "Requests answered 429 because a client went over its request rate.",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         body: bytes = generate_latest(self.registry)

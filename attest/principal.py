@@ -39,6 +39,8 @@ class Client:
     tenant: str
     scopes: frozenset[str]
     is_admin: bool
+    #: The key id it authenticated with (not secret: it names the key in security events).
+    key_id: str = ""
 
     def can_see(self, tenant: str) -> bool:
         return self.is_admin or hmac.compare_digest(self.tenant.encode(), tenant.encode())

@@ -122,6 +122,17 @@ class Settings:
     key_leeway: int = 60
     #: How often each instance checks for due key transitions (milliseconds).
     key_check_interval_ms: int = 10_000
+    #: Failed authentications per key id in one ``auth_failure_window`` before that key id
+    #: is refused with 429 until the window ends (count).
+    auth_failure_limit: int = 10
+    #: The window of ``auth_failure_limit`` (seconds).
+    auth_failure_window: int = 300
+    #: Requests per client in one ``client_rate_window`` before 429 (count).
+    client_rate_limit: int = 20_000
+    #: The window of ``client_rate_limit`` (seconds).
+    client_rate_window: int = 60
+    #: Redis URL for the shared rate-limit counters. None: they live in PostgreSQL.
+    redis_url: str | None = field(default=None, repr=False)
     #: PKCS#11 keystore (``ATTEST_KEYSTORE=pkcs11``): path of the module (.so).
     pkcs11_module: str | None = None
     #: PKCS#11 keystore: label of the token holding the keys.
@@ -268,7 +279,7 @@ def _build(raw: dict[str, Any]) -> Settings:
     if ":" in keystore and not keystore.startswith("file:"):
         raise SettingsError("ATTEST_KEYSTORE must be a directory path, file:<path> or pkcs11")
     _check_keys(values)
-    return Settings(**_check_evidence(values))
+    return Settings(**_check_evidence(_check_limits(values)))
 
 
 def parse_pairs(raw: str, name: str) -> list[tuple[str, str]]:
@@ -308,6 +319,22 @@ def _check_evidence(values: dict[str, Any]) -> dict[str, Any]:
         values.get("evidence_validity_by_type", ""), "evidence_validity_by_type"
     ):
         _parse_int(f"ATTEST_EVIDENCE_VALIDITY_BY_TYPE ({kind})", days, low=1, high=3650)
+    return values
+
+
+def _check_limits(values: dict[str, Any]) -> dict[str, Any]:
+    """Parse the rate-limit settings (a limit cannot be turned off, only raised)."""
+    for key, (low, high) in {
+        "auth_failure_limit": (1, 1_000_000),
+        "auth_failure_window": (1, 86_400),
+        "client_rate_limit": (1, 100_000_000),
+        "client_rate_window": (1, 86_400),
+    }.items():
+        if key in values:
+            values[key] = _parse_int(_env_name(key), values[key], low=low, high=high)
+    url = values.get("redis_url")
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("ATTEST_REDIS_URL must be a redis://, rediss:// or unix:// URL")
     return values
 
 

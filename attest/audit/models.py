@@ -33,3 +33,5 @@ class AuditQuery:
     until: datetime | None = None
     after_id: int = 0
     limit: int = 100
+    #: With a tenant: also the platform's events (tenant None: policies, audiences, keys).
+    include_platform: bool = False

@@ -63,8 +63,13 @@ def _where(query: AuditQuery) -> tuple[str, list[Any]]:
     """A parameterised WHERE clause: only fixed column names and $n placeholders."""
     clauses = ["id > $1"]
     params: list[Any] = [query.after_id]
+    if query.tenant is not None:
+        # A tenant's auditors may ask for the platform's events too (tenant NULL: policies,
+        # audiences, keys), which govern the tenant's decisions as well.
+        params.append(query.tenant)
+        either = " OR tenant IS NULL" if query.include_platform else ""
+        clauses.append(f"(tenant = ${len(params)}{either})")
     for column, op, value in (
-        ("tenant", "=", query.tenant),
         ("type", "=", query.event_type),
         ("subject_id", "=", query.subject_id),
         ("occurred_at", ">=", query.since),

@@ -63,7 +63,10 @@ async def list_audit_events(
     until: FromQuery[str | None] = None,
     cursor: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    platform: Annotated[bool, QueryParameter(name="platform")] = False,
 ) -> dict[str, Any]:
+    """With ``platform=true`` a tenant's auditor also reads the platform's events (policy
+    versions, audience bindings, key changes: tenant null), which decide for every tenant."""
     client = current_client(request)
     query = AuditQuery(
         tenant=None if client.is_admin else client.tenant,
@@ -73,6 +76,7 @@ async def list_audit_events(
         until=_parse_time(until, "until"),
         after_id=cursor,
         limit=limit,
+        include_platform=platform,
     )
     events = [event_view(e) for e in await audit_service.events(query)]
     next_cursor = events[-1]["id"] if len(events) == limit else None

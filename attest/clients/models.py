@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from attest.principal import ALL_SCOPES, Client
 
-__all__ = ["ALL_SCOPES", "Client", "CreatedClient", "NewKey"]
+__all__ = ["ALL_SCOPES", "Client", "ClientRecord", "CreatedClient", "NewKey", "RotatedKey"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +31,31 @@ class CreatedClient:
     tenant: str
     scopes: list[str]
     key: NewKey
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """A client as listed and shown: who made it, its current key id, never a secret."""
+
+    id: uuid.UUID
+    name: str
+    tenant: str
+    scopes: list[str]
+    is_admin: bool
+    key_id: str
+    created_at: datetime
+    created_by: uuid.UUID | None
+    expires_at: datetime | None
+    disabled_at: datetime | None
+    disabled_by: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedKey:
+    """A rotation: the new key (shown once) and until when the previous one still works."""
+
+    client: ClientRecord
+    key: NewKey
+    previous_key_id: str
+    previous_not_after: datetime

@@ -88,12 +88,21 @@ def assess_manual_review(
     return Outcome("verified", [], now, now + validity)
 
 
-def check_four_eyes(evidence: Evidence, approver: uuid.UUID) -> None:
-    """A second, different reviewer approves: never the client that submitted it."""
+def check_four_eyes(evidence: Evidence, approver: uuid.UUID, *, related: bool) -> None:
+    """A second, different reviewer approves: never the client that submitted it, nor one
+    ``related`` to it (one created the other or rotated its key, directly or through other
+    clients, in either direction: one credential holder holds both)."""
     if evidence.submitted_by == approver:
         raise FourEyesViolation(
             "The client that submitted this evidence cannot approve it; "
             "a second, different reviewer must."
+        )
+    if related:
+        raise FourEyesViolation(
+            "The approving client is related to the submitting client: one created the "
+            "other or rotated its key, directly or through other clients, so one credential "
+            "holder may hold both; an unrelated reviewer must approve.",
+            reason="related_client",
         )
 
 

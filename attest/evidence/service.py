@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from attest.audit import service as audit
+from attest.clients import service as clients
 from attest.clients.models import Client
 from attest.db import Conn
 from attest.errors import Conflict, NotFound, UnprocessableInput
@@ -242,7 +243,8 @@ class EvidenceService:
             found = await self._locked(conn, client, evidence_id)
             if found.status != "pending_approval":
                 raise Conflict(f"The evidence is '{found.status}', not awaiting approval.")
-            check_four_eyes(found, client.id)
+            related = await clients.related(conn, found.submitted_by, client.id)
+            check_four_eyes(found, client.id, related=related)
             validity = timedelta(days=self._settings.validity_days_for(found.type))
             reverify_at = approval_reverify_at(found, now, validity)
             updated = await repository.approve(conn, found.id, client.id, now, reverify_at, comment)

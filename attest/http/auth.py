@@ -28,6 +28,9 @@ class Authenticator(Protocol):
     async def authenticate(self, api_key: str) -> Client:
         """The client a presented key belongs to, or Unauthenticated."""
 
+    async def refused_scope(self, client: Client, scope: str) -> None:
+        """Count (and record) a request refused for a missing scope."""
+
 
 async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Client:
     header = connection.headers.get("authorization", "")
@@ -44,6 +47,8 @@ def requires(scope: str) -> Guard:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         client = await _authenticate(connection)
         if scope not in client.scopes:
+            service: Authenticator = connection.app.state[STATE_KEY]
+            await service.refused_scope(client, scope)
             raise InsufficientScope(f"This call needs the scope '{scope}'.", required=scope)
         connection.state.client = client
 

@@ -75,6 +75,8 @@ def _attest_error(request: Request[Any, Any, Any], exc: AttestError) -> Response
         headers = {"WWW-Authenticate": 'Bearer realm="attest", error="insufficient_scope"'}
     if exc.status == 503:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if exc.status == 429:
+        headers = {"Retry-After": str(exc.extensions.get("retry_after", RETRY_AFTER_SECONDS))}
     return problem_response(
         exc.status,
         exc.code,

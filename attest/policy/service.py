@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from attest.audit import service as audit
+from attest.clients import service as clients
 from attest.clients.models import Client
 from attest.db import Conn
 from attest.errors import Conflict, Forbidden, NotFound, UnprocessableInput
@@ -83,6 +84,7 @@ class PolicyService:
         self, client: Client, name: str, document: dict[str, Any], now: datetime
     ) -> PolicyVersion:
         """Publish the next version. The document's version, if given, must be the next."""
+        clients.require_admin(client, "Publishing a policy")
         document = dict(document)
         if document.get("name", name) != name:
             raise UnprocessableInput(
@@ -187,6 +189,7 @@ class PolicyService:
         max_holder_keys: int | None = None,
     ) -> tuple[Audience, bool]:
         """Register or rebind an audience; True when it was created."""
+        clients.require_admin(client, "Binding an audience")
         if not 1 <= len(audience) <= 256:
             raise UnprocessableInput("An audience name has 1 to 256 characters.")
         async with self._pool.acquire() as conn, conn.transaction():

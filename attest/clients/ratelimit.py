@@ -1,0 +1,97 @@
+"""Fixed-window counters shared by every instance, for rate limits and failed-authentication
+throttling: in PostgreSQL by default, in Redis when ``ATTEST_REDIS_URL`` is set.
+
+A window is ``[k * window, (k + 1) * window)`` seconds of the injected clock; ``hit`` counts
+one event in the current window and returns the count so far, ``read`` returns it without
+counting. Both stores make a hit one atomic step, so concurrent instances never lose one.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+
+from attest.clients import repository
+
+__all__ = ["Counters", "PostgresCounters", "RedisCounters", "retry_after", "window_of"]
+
+#: Prune PostgreSQL counters of windows older than this, every PRUNE_EVERY hits per instance.
+PRUNE_AGE_SECONDS = 86_400
+PRUNE_EVERY = 1000
+
+
+def window_of(now: datetime, window: int) -> int:
+    """The start of the window holding ``now`` (seconds since the epoch)."""
+    return int(now.timestamp()) // window * window
+
+
+def retry_after(now: datetime, window: int) -> int:
+    """Whole seconds until the window holding ``now`` ends (at least 1)."""
+    end = window_of(now, window) + window
+    return max(1, math.ceil(end - now.timestamp()))
+
+
+class Counters(Protocol):
+    async def hit(self, key: str, window: int, now: datetime) -> int:
+        """Count one event for ``key`` in the current window; the count so far."""
+
+    async def read(self, key: str, window: int, now: datetime) -> int:
+        """The count of ``key`` in the current window, without counting."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class PostgresCounters:
+    """Counters in the ``rate_counters`` table: one upsert per hit."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._hits = 0
+
+    async def hit(self, key: str, window: int, now: datetime) -> int:
+        start = window_of(now, window)
+        count = await repository.count_hit(self._pool, key, start)
+        self._hits += 1
+        if self._hits % PRUNE_EVERY == 0:
+            await repository.prune_counters(self._pool, start - PRUNE_AGE_SECONDS)
+        return count
+
+    async def read(self, key: str, window: int, now: datetime) -> int:
+        return await repository.count_read(self._pool, key, window_of(now, window))
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisCounters:
+    """Counters in Redis: ``INCR`` and ``EXPIRE`` in one transaction per hit; each window's
+    key expires by itself."""
+
+    PREFIX = "attest:rate:"
+
+    def __init__(self, url: str, client: Any = None) -> None:
+        import redis.asyncio  # noqa: PLC0415 - only when ATTEST_REDIS_URL is set
+
+        self._redis: Any = client or redis.asyncio.Redis.from_url(url)
+
+    def _key(self, key: str, window: int, now: datetime) -> str:
+        return f"{self.PREFIX}{key}:{window_of(now, window)}"
+
+    async def hit(self, key: str, window: int, now: datetime) -> int:
+        name = self._key(key, window, now)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, window * 2)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def read(self, key: str, window: int, now: datetime) -> int:
+        value = await self._redis.get(self._key(key, window, now))
+        return int(value) if value is not None else 0
+
+    async def close(self) -> None:
+        await self._redis.aclose()
