@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final, cast
 
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_RULE_DEPTH",
     "PolicyDocumentError",
     "builtin_policies",
+    "effective_at",
     "load_schema",
     "policy_digest",
     "validate_policy_document",
@@ -196,7 +198,30 @@ def validate_policy_document(doc: object) -> dict[str, Any]:
     if not isinstance(doc, dict):  # the schema says "type": "object"; this narrows the type
         raise PolicyDocumentError("$", "a policy document must be an object")
     _semantic_checks(doc)
+    if "effective_at" in doc:
+        effective_at(doc)  # raises for anything but an RFC 3339 instant with an offset
     return copy.deepcopy(doc)
+
+
+def effective_at(doc: Mapping[str, Any]) -> datetime | None:
+    """The instant a document governs from (``effective_at``), or None: at once."""
+    value = doc.get("effective_at")
+    if value is None:
+        return None
+    parsed = None
+    if isinstance(value, str) and "T" in value.upper():
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is None or parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise PolicyDocumentError(
+            "$.effective_at", "must be an RFC 3339 date and time with an offset"
+        )
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise PolicyDocumentError("$.effective_at", "out of range") from None
 
 
 def policy_digest(doc: Mapping[str, Any]) -> str:

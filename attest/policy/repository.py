@@ -15,6 +15,7 @@ __all__ = [
     "audiences_of_policy",
     "get_audience",
     "get_policy",
+    "governing_policy",
     "insert_audience_if_absent",
     "insert_policy",
     "latest_policy",
@@ -34,12 +35,18 @@ SELECT_LATEST = f"""
 SELECT {POLICY_COLUMNS} FROM policies WHERE name = $1 ORDER BY version DESC LIMIT 1
 """
 SELECT_VERSION = f"SELECT {POLICY_COLUMNS} FROM policies WHERE name = $1 AND version = $2"
+# The version that governs at $2: the highest one already in effect.
+SELECT_GOVERNING = f"""
+SELECT {POLICY_COLUMNS} FROM policies
+WHERE name = $1 AND (effective_at IS NULL OR effective_at <= $2)
+ORDER BY version DESC LIMIT 1
+"""
 SELECT_VERSIONS = (
     "SELECT version, digest, created_at FROM policies WHERE name = $1 ORDER BY version"
 )
 INSERT_POLICY = f"""
-INSERT INTO policies (name, version, document, digest, created_at, created_by)
-VALUES ($1, $2, $3, $4, now(), $5)
+INSERT INTO policies (name, version, document, digest, created_at, created_by, effective_at)
+VALUES ($1, $2, $3, $4, now(), $5, $6)
 ON CONFLICT (name, version) DO NOTHING
 RETURNING {POLICY_COLUMNS}
 """
@@ -102,6 +109,10 @@ async def latest_policy(conn: Conn, name: str) -> PolicyVersion | None:
     return _policy(await conn.fetchrow(SELECT_LATEST, name))
 
 
+async def governing_policy(conn: Conn, name: str, now: datetime) -> PolicyVersion | None:
+    return _policy(await conn.fetchrow(SELECT_GOVERNING, name, now))
+
+
 async def get_policy(conn: Conn, name: str, version: int) -> PolicyVersion | None:
     return _policy(await conn.fetchrow(SELECT_VERSION, name, version))
 
@@ -114,14 +125,23 @@ async def list_versions(conn: Conn, name: str) -> list[VersionSummary]:
 
 
 async def insert_policy(
-    conn: Conn, document: dict[str, Any], digest: str, created_by: uuid.UUID | None
+    conn: Conn,
+    document: dict[str, Any],
+    digest: str,
+    created_by: uuid.UUID | None,
+    effective_at: datetime | None = None,
 ) -> PolicyVersion | None:
     """Insert a version; None when that version exists already (a concurrent publish)."""
-    return _policy(
-        await conn.fetchrow(
-            INSERT_POLICY, document["name"], document["version"], document, digest, created_by
-        )
+    row = await conn.fetchrow(
+        INSERT_POLICY,
+        document["name"],
+        document["version"],
+        document,
+        digest,
+        created_by,
+        effective_at,
     )
+    return _policy(row)
 
 
 async def lock_audience(conn: Conn, audience: str, mode: str) -> None:

@@ -23,7 +23,12 @@ from attest.errors import Conflict, Forbidden, NotFound, UnprocessableInput
 from attest.evidence import service as evidence
 from attest.keys.lifecycle import KeyPolicy, check_token_lifetime
 from attest.policy import repository
-from attest.policy.document import PolicyDocumentError, policy_digest, validate_policy_document
+from attest.policy.document import (
+    PolicyDocumentError,
+    effective_at,
+    policy_digest,
+    validate_policy_document,
+)
 from attest.policy.engine import evaluate
 from attest.policy.facts import facts_from_evidence
 from attest.policy.models import Audience, Eligibility, PolicyVersion, VersionSummary
@@ -39,7 +44,8 @@ __all__ = ["PolicyService", "audience_for_decision", "decide"]
 async def decide(conn: Conn, subject: Subject, policy_name: str, now: datetime) -> Eligibility:
     """Evaluate the latest version of a policy for a subject (pure evaluation on data read
     on ``conn``); the evidence ids are those current at ``now``."""
-    policy = await repository.latest_policy(conn, policy_name)
+    # The version in effect at now: a scheduled version governs from its effective_at.
+    policy = await repository.governing_policy(conn, policy_name, now)
     if policy is None:
         raise UnprocessableInput(f"The policy '{policy_name}' does not exist.")
     verified = await evidence.verified_for_subject(conn, subject.id)
@@ -114,7 +120,13 @@ class PolicyService:
                     errors=[{"field": exc.path, "message": exc.message}],
                 ) from None
             digest = policy_digest(document)
-            published = await repository.insert_policy(conn, document, digest, client.id)
+            starts = effective_at(document)
+            if starts is not None and starts <= now:
+                raise UnprocessableInput(
+                    "A scheduled version must take effect in the future.",
+                    errors=[{"field": "$.effective_at", "message": "must be in the future"}],
+                )
+            published = await repository.insert_policy(conn, document, digest, client.id, starts)
             if published is None:
                 raise Conflict("Another version was published at the same time; retry.")
             await audit.record(
@@ -123,12 +135,17 @@ class PolicyService:
                 occurred_at=now,
                 actor=client.id,
                 tenant=None,
-                data={"policy": name, "version": next_version, "digest": digest},
+                data={
+                    "policy": name,
+                    "version": next_version,
+                    "digest": digest,
+                    "effective_at": starts.isoformat() if starts else None,
+                },
             )
             # Outstanding tokens of the audiences it governs are decided again (one instance,
             # within one status-list ttl) and revoked where no longer eligible.
             await status.schedule_reevaluation(
-                conn, governed, f"policy {name} v{next_version}", now
+                conn, governed, f"policy {name} v{next_version}", now, not_before=starts
             )
         return published
 

@@ -79,11 +79,13 @@ TARGETS = {
 MARK = {by: _MARK.format(select=select) for by, select in TARGETS.items()}
 
 INSERT_REEVALUATION = """
-INSERT INTO status_reevaluations (audience, cause, requested_at) VALUES ($1, $2, $3)
+INSERT INTO status_reevaluations (audience, cause, requested_at, not_before)
+VALUES ($1, $2, $3, $4)
 """
 CLAIM_REEVALUATION = """
 SELECT id, audience, cause, after_jti FROM status_reevaluations
-WHERE done_at IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+WHERE done_at IS NULL AND (not_before IS NULL OR not_before <= $1)
+ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 SELECT_OUTSTANDING = """
 SELECT a.jti, a.subject_id FROM attestations a JOIN token_statuses s ON s.jti = a.jti
@@ -153,13 +155,16 @@ async def changes_version(conn: Conn, list_id: int) -> int:
     return version
 
 
-async def add_reevaluation(conn: Conn, audience: str, cause: str, now: datetime) -> None:
-    await conn.execute(INSERT_REEVALUATION, audience, cause, now)
+async def add_reevaluation(
+    conn: Conn, audience: str, cause: str, now: datetime, not_before: datetime | None
+) -> None:
+    await conn.execute(INSERT_REEVALUATION, audience, cause, now, not_before)
 
 
-async def claim_reevaluation(conn: Conn) -> Reevaluation | None:
-    """The oldest pending job, locked until the end of the transaction (others skip it)."""
-    row = await conn.fetchrow(CLAIM_REEVALUATION)
+async def claim_reevaluation(conn: Conn, now: datetime) -> Reevaluation | None:
+    """The oldest job due at ``now``, locked until the end of the transaction (others skip
+    it)."""
+    row = await conn.fetchrow(CLAIM_REEVALUATION, now)
     if row is None:
         return None
     return Reevaluation(row["id"], row["audience"], row["cause"], row["after_jti"])

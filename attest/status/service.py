@@ -94,16 +94,21 @@ async def mark(
 
 
 async def schedule_reevaluation(
-    conn: Conn, audiences: list[str], cause: str, now: datetime
+    conn: Conn,
+    audiences: list[str],
+    cause: str,
+    now: datetime,
+    not_before: datetime | None = None,
 ) -> None:
-    """Ask for the outstanding tokens of ``audiences`` to be re-evaluated (in the caller's
-    transaction: the job exists exactly when the change that needs it commits)."""
+    """Ask for the outstanding tokens of ``audiences`` to be re-evaluated, from
+    ``not_before`` on (a scheduled policy version: its switch), in the caller's transaction:
+    the job exists exactly when the change that needs it commits."""
     for audience in audiences:
-        await repository.add_reevaluation(conn, audience, cause, now)
+        await repository.add_reevaluation(conn, audience, cause, now, not_before)
 
 
-async def claim_reevaluation(conn: Conn) -> Reevaluation | None:
-    return await repository.claim_reevaluation(conn)
+async def claim_reevaluation(conn: Conn, now: datetime) -> Reevaluation | None:
+    return await repository.claim_reevaluation(conn, now)
 
 
 async def outstanding_of_audience(

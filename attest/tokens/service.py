@@ -420,7 +420,7 @@ class TokenService:
         batch commits with the job's cursor, so a dead instance's job resumes elsewhere.
         The number of tokens checked, or None when no job is pending."""
         async with self._pool.acquire() as conn, conn.transaction():
-            job = await status.claim_reevaluation(conn)
+            job = await status.claim_reevaluation(conn, now)
             if job is None:
                 return None
             tokens = await status.outstanding_of_audience(

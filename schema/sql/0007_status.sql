@@ -47,6 +47,7 @@ CREATE TABLE status_reevaluations (
     audience     text NOT NULL,
     cause        text NOT NULL,
     requested_at timestamptz NOT NULL,
+    not_before   timestamptz,
     after_jti    text NOT NULL DEFAULT '',
     checked      integer NOT NULL DEFAULT 0,
     revoked      integer NOT NULL DEFAULT 0,
