@@ -32,7 +32,7 @@ from attest.clients.service import ClientService
 from attest.clock import Clock, utc_now
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
-from attest.db.pool import create_pool
+from attest.db.pool import create_pool, init_connection
 from attest.devsecrets import resolve_secret
 from attest.evidence.idp import ProviderConfigError, load_providers
 from attest.evidence.routes import (
@@ -45,6 +45,7 @@ from attest.evidence.service import EvidenceService, Providers
 from attest.http import auth
 from attest.http.problems import exception_handlers
 from attest.keys.keyring import Keyring, open_keystore
+from attest.keys.keystore import Keystore
 from attest.keys.routes import (
     configuration,
     jwks,
@@ -54,6 +55,15 @@ from attest.keys.routes import (
     rotate_keys,
 )
 from attest.keys.service import KeyService
+from attest.log.routes import (
+    consistency_proof,
+    entry_bundle,
+    hash_tile,
+    inclusion_proof,
+    log_checkpoint,
+    receipt,
+)
+from attest.log.service import LogService
 from attest.metrics import Metrics
 from attest.policy.routes import (
     evaluate_policy,
@@ -132,6 +142,39 @@ async def _key_lifecycle(key_service: KeyService, interval_ms: int, clock: Clock
             log.exception("key lifecycle check failed")
 
 
+def _connector(dsn: str) -> Callable[[], Any]:
+    """Dedicated connections (the log sequencer's: it holds its advisory lock on one)."""
+
+    async def connect() -> asyncpg.Connection[asyncpg.Record]:
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(dsn, command_timeout=30)
+        await init_connection(conn)
+        return conn
+
+    return connect
+
+
+async def _start_log(
+    app: Litestar,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    keystore: Keystore,
+    dsn: str,
+    clock: Clock,
+) -> asyncio.Task[None]:
+    """Load (or create) the log key, publish the log service, start the sequencer task."""
+    log_service = LogService(
+        pool,
+        settings,
+        keystore=keystore,
+        connect=_connector(dsn),
+        key_service=app.state["key_service"],
+        token_service=app.state["token_service"],
+    )
+    await log_service.open(clock())
+    app.state["log_service"] = app.state["log_directory"] = log_service
+    return asyncio.create_task(log_service.run(clock), name="attest-log")
+
+
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
 
@@ -163,6 +206,8 @@ SERVICE_NAMES = (
     "policy_service",
     "audience_directory",
     "token_service",
+    "log_service",
+    "log_directory",  # the log service, as discovery and key history see it
 )
 
 
@@ -234,6 +279,7 @@ def create_app(
             )
             pool = runtime.pool = await create_pool(dsn, settings.db_pool_size)
             key_task: asyncio.Task[None] | None = None
+            log_task: asyncio.Task[None] | None = None
             try:
                 async with pool.acquire() as conn:
                     result = await bootstrap(conn, settings, keystore, clock())
@@ -252,6 +298,7 @@ def create_app(
                     _key_lifecycle(key_service, settings.key_check_interval_ms, clock),
                     name="attest-keys",
                 )
+                log_task = await _start_log(app, pool, settings, keystore, dsn, clock)
                 if result.generated_admin_key:
                     say(
                         "\n  attest: bootstrap admin API key (shown once, store it now):\n"
@@ -267,9 +314,10 @@ def create_app(
                 yield
             finally:
                 runtime.ready = False
-                if key_task is not None:
-                    key_task.cancel()
-                    await asyncio.gather(key_task, return_exceptions=True)
+                for task in (key_task, log_task):
+                    if task is not None:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
                 await pool.close()
                 keystore.close()
         finally:
@@ -312,6 +360,12 @@ def create_app(
             key_history,
             rotate_keys,
             revoke_key,
+            log_checkpoint,
+            entry_bundle,
+            hash_tile,
+            inclusion_proof,
+            consistency_proof,
+            receipt,
         ],
         dependencies=dependencies,
         lifespan=[_recording_refusals(lifespan)],
