@@ -173,7 +173,8 @@ def _check_payload(record: dict[str, Any], payload: dict[str, Any], key: dict[st
     issued = payload.get("iat")
     if not isinstance(issued, int):
         raise _fail("bad_attestation", "the signed attestation has no integer iat")
-    not_before = _time(key.get("not_before"), "signing_key.not_before").timestamp()
+    # iat is whole seconds, rounded down from the signing time: compare at that precision.
+    not_before = math.floor(_time(key.get("not_before"), "signing_key.not_before").timestamp())
     not_after = key.get("not_after")
     if issued < not_before or (
         not_after is not None and issued > _time(not_after, "signing_key.not_after").timestamp()
