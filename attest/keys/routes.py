@@ -102,7 +102,7 @@ async def key_history(
     and the transparency log's keys (C2SP vkeys), so old checkpoints do too."""
     return {
         "keys": [_history_view(k) for k in await key_service.history()],
-        "log_keys": log_directory.key_history(),
+        "log_keys": await log_directory.key_history(),
     }
 
 

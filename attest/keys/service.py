@@ -45,7 +45,7 @@ class LogDirectory(Protocol):
         """``{origin, vkey, ...}`` for ``/.well-known/attest-configuration``."""
         ...
 
-    def key_history(self) -> list[dict[str, Any]]:
+    async def key_history(self) -> list[dict[str, Any]]:
         """Every log key, with its C2SP vkey, for ``GET /v1/keys/history``."""
         ...
 

@@ -22,6 +22,7 @@ __all__ = [
     "insert_checkpoint",
     "insert_log_key",
     "latest_checkpoint",
+    "list_log_keys",
     "lock_size",
     "read_tiles",
     "set_size",
@@ -58,11 +59,12 @@ ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes
 WHERE log_tiles.hashes <> EXCLUDED.hashes
 """
 SELECT_LATEST_CHECKPOINT = """
-SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size DESC LIMIT 1
+SELECT size, root, note, signed_at FROM log_checkpoints WHERE key_id = $1
+ORDER BY size DESC LIMIT 1
 """
 INSERT_CHECKPOINT = """
 INSERT INTO log_checkpoints (size, root, note, key_id, signed_at) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (size) DO NOTHING
+ON CONFLICT (key_id, size) DO NOTHING
 """
 SELECT_ENTRIES = f"""
 SELECT {EVENT_COLUMNS} FROM audit_events
@@ -72,9 +74,9 @@ SELECT_ISSUED = f"""
 SELECT {EVENT_COLUMNS} FROM audit_events
 WHERE type = 'token.issued' AND data->>'jti' = $1 ORDER BY id LIMIT 1
 """
-SELECT_LOG_KEY = """
-SELECT origin, key_id, public_key, kid, keystore_ref, created_at FROM log_keys WHERE origin = $1
-"""
+LOG_KEY_COLUMNS = "origin, key_id, public_key, kid, keystore_ref, created_at"
+SELECT_LOG_KEY = f"SELECT {LOG_KEY_COLUMNS} FROM log_keys WHERE origin = $1"
+SELECT_LOG_KEYS = f"SELECT {LOG_KEY_COLUMNS} FROM log_keys ORDER BY created_at, origin"
 LOCK_LOG_KEY = "SELECT pg_advisory_xact_lock($1)"
 INSERT_LOG_KEY = """
 INSERT INTO log_keys (origin, key_id, public_key, kid, keystore_ref, created_at)
@@ -132,8 +134,9 @@ async def write_tiles(conn: Conn, tiles: dict[tuple[int, int], bytes]) -> None:
         )
 
 
-async def latest_checkpoint(conn: Conn) -> SignedCheckpoint | None:
-    r = await conn.fetchrow(SELECT_LATEST_CHECKPOINT)
+async def latest_checkpoint(conn: Conn, key_id: str) -> SignedCheckpoint | None:
+    """The largest checkpoint signed by the log key ``key_id`` (this origin's)."""
+    r = await conn.fetchrow(SELECT_LATEST_CHECKPOINT, key_id)
     if r is None:
         return None
     return SignedCheckpoint(r["size"], bytes(r["root"]), r["note"], r["signed_at"])
@@ -179,6 +182,10 @@ async def get_log_key(conn: Conn, origin: str, *, lock: bool = False) -> LogKey 
         await conn.execute(LOCK_LOG_KEY, LOG_KEY_LOCK)
     r = await conn.fetchrow(SELECT_LOG_KEY, origin)
     return None if r is None else _log_key(r)
+
+
+async def list_log_keys(conn: Conn) -> list[LogKey]:
+    return [_log_key(r) for r in await conn.fetch(SELECT_LOG_KEYS)]
 
 
 async def insert_log_key(conn: Conn, key: dict[str, Any], created_at: datetime) -> None:

@@ -159,8 +159,10 @@ class LogService:
             "tiles_uri": f"{issuer}/v1/log/tile/",
         }
 
-    def key_history(self) -> list[dict[str, Any]]:
-        key = self.key
+    async def key_history(self) -> list[dict[str, Any]]:
+        """Every log key ever used (one per origin), so old checkpoints stay verifiable."""
+        async with self._pool.acquire() as conn:
+            keys = await repository.list_log_keys(conn)
         return [
             {
                 "origin": key.origin,
@@ -168,7 +170,9 @@ class LogService:
                 "key_id": key.key_id,
                 "alg": "Ed25519",
                 "created_at": key.created_at.isoformat(),
+                "current": key.origin == self.origin,
             }
+            for key in keys
         ]
 
     # -- the sequencer --------------------------------------------------------------------
@@ -238,7 +242,7 @@ class LogService:
         assert signer is not None  # noqa: S101 - loaded with the key
         async with conn.transaction():
             size = await repository.lock_size(conn)
-            latest = await repository.latest_checkpoint(conn)
+            latest = await repository.latest_checkpoint(conn, self.key.key_id)
             if latest is not None and latest.size >= size:
                 return None
             # RFC 9162 section 2.1.1: the empty tree's hash is SHA-256 of the empty string.
@@ -264,13 +268,13 @@ class LogService:
 
     async def checkpoint(self) -> SignedCheckpoint:
         async with self._pool.acquire() as conn:
-            latest = await repository.latest_checkpoint(conn)
+            latest = await repository.latest_checkpoint(conn, self.key.key_id)
         if latest is None:
             raise NotFound("The log has no checkpoint yet.")
         return latest
 
     async def _published_size(self, conn: Conn) -> int:
-        latest = await repository.latest_checkpoint(conn)
+        latest = await repository.latest_checkpoint(conn, self.key.key_id)
         return 0 if latest is None else latest.size
 
     async def tile(self, level: int, index: int, width: int | None) -> TileAnswer:
@@ -346,7 +350,7 @@ class LogService:
         found = await self._tokens.attestation(client, jti)
         async with self._pool.acquire() as conn:
             event = await repository.event_for_jti(conn, jti)
-            latest = await repository.latest_checkpoint(conn)
+            latest = await repository.latest_checkpoint(conn, self.key.key_id)
             if event is None or event[1] is None or latest is None or event[1] >= latest.size:
                 raise NotFound(
                     "The attestation's log entry is not in a checkpoint yet; retry shortly."

@@ -48,13 +48,16 @@ END $$;
 CREATE TRIGGER log_tiles_no_rewrite BEFORE UPDATE OR DELETE ON log_tiles
     FOR EACH ROW EXECUTE FUNCTION log_tiles_grow_only();
 
--- Signed checkpoints (C2SP signed-note text), one per tree size: two never differ.
+-- Signed checkpoints (C2SP signed-note text), one per tree size and log identity (origin
+-- and key: ATTEST_LOG_ORIGIN may change, and a new origin gets a key of its own): two
+-- checkpoints of one size by one key never differ.
 CREATE TABLE log_checkpoints (
-    size      bigint PRIMARY KEY CHECK (size >= 0),
+    key_id    text NOT NULL,
+    size      bigint NOT NULL CHECK (size >= 0),
     root      bytea NOT NULL CHECK (length(root) = 32),
     note      text NOT NULL,
-    key_id    text NOT NULL,
-    signed_at timestamptz NOT NULL
+    signed_at timestamptz NOT NULL,
+    PRIMARY KEY (key_id, size)
 );
 CREATE FUNCTION log_checkpoints_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
