@@ -310,6 +310,8 @@ class LogService:
         out = bytearray()
         for event in events:
             leaf = leaf_bytes(event)
+            if len(leaf) > MAX_LEAF:
+                raise ServiceUnavailable("A leaf is larger than an entry bundle can hold.")
             out += len(leaf).to_bytes(2, "big") + leaf
         return TileAnswer(bytes(out), width is None)
 
