@@ -364,7 +364,9 @@ class LogService:
         if leaf_hash(leaf) != stored:
             # The audit row no longer hashes to the leaf the log holds: it was rewritten.
             log.error("audit event %s does not match its log leaf %d", event[0].event_id, index)
-        key = next(k for k in await self._keys.history() if k.kid == found.record.kid)
+        key = next((k for k in await self._keys.history() if k.kid == found.record.kid), None)
+        if key is None:
+            raise ServiceUnavailable("The attestation's signing key is not in the key history.")
         not_after = key.retiring_at or key.compromised_at
         return Receipt(
             {

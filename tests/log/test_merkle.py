@@ -120,6 +120,22 @@ def test_a_full_tile_is_stored_and_the_level_one_tile_starts() -> None:
     assert tiles[(1, 0)] == _mth(LEAVES[:256])
 
 
+def test_the_second_tile_level_boundary_65536_leaves() -> None:
+    leaves = [b"%d" % i for i in range(65537)]
+    tiles = _tree(leaves, 4096)
+    assert len(tiles[(1, 0)]) == 256 * 32  # a full level-1 tile: 256 full level-0 tiles
+    assert tiles[(2, 0)] == _mth(leaves[:65536])
+    assert len(tiles[(0, 256)]) == 32
+    root = _mth(leaves)
+    (computed,) = merkle.resolve(merkle.root_plan(65537), tiles)
+    assert computed == root
+    for index in (0, 65535, 65536):
+        proof = merkle.resolve(merkle.inclusion_plan(index, 65537), tiles)
+        _tlog.verify_inclusion(index, 65537, _tlog.leaf_hash(leaves[index]), proof, root)
+    proof = merkle.resolve(merkle.consistency_plan(65536, 65537), tiles)
+    _tlog.verify_consistency(65536, 65537, tiles[(2, 0)], root, proof)
+
+
 def test_wrong_proofs_are_refused() -> None:
     leaves = LEAVES[:9]
     tiles = _tree(leaves)
