@@ -260,6 +260,58 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _base_install_env(tmp_path: Path) -> dict[str, str]:
+    """A PYTHONPATH holding attest and only jwt, cryptography and their dependencies."""
+    import os
+
+    import cryptography
+
+    site = Path(cryptography.__file__).resolve().parents[1]
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for name in ("jwt", "cryptography", "cffi", "pycparser"):
+        if (site / name).exists():
+            (deps / name).symlink_to(site / name)
+    for backend in site.glob("_cffi_backend*"):
+        (deps / backend.name).symlink_to(backend)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    repo = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(repo), str(deps)])
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def test_verify_receipt_runs_on_the_base_install(
+    live: LiveServer,
+    admin: httpx.Client,
+    operator: httpx.Client,
+    eligible_subject: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(_receipt(admin, _issue(operator, eligible_subject))))
+    vkey = _config(live)["log"]["vkey"]
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['attest', 'audit', 'verify-receipt', sys.argv[1], '--log-key', sys.argv[2]]\n"
+        "try:\n"
+        "    runpy.run_module('attest.cli', run_name='__main__')\n"
+        "finally:\n"
+        "    for banned in ('litestar', 'asyncpg', 'msgspec', 'httpx', 'rfc8785'):\n"
+        "        assert banned not in sys.modules, banned\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", probe, str(receipt), vkey],
+        env=_base_install_env(tmp_path),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["valid"] is True
+
+
 def test_verify_receipt_cli_refuses_each_change(
     live: LiveServer,
     admin: httpx.Client,
