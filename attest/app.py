@@ -38,7 +38,7 @@ from attest.clients.service import ClientService, Limits, PostgresCounters, Redi
 from attest.clock import Clock, utc_now
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
-from attest.db.pool import create_pool
+from attest.db.pool import create_pool, init_connection
 from attest.devsecrets import resolve_secret
 from attest.evidence.idp import ProviderConfigError, load_providers
 from attest.evidence.routes import (
@@ -52,6 +52,7 @@ from attest.http import auth, redaction
 from attest.http.problems import exception_handlers
 from attest.http.requests import StrictRequest
 from attest.keys.keyring import Keyring, open_keystore
+from attest.keys.keystore import Keystore
 from attest.keys.routes import (
     configuration,
     jwks,
@@ -61,6 +62,15 @@ from attest.keys.routes import (
     rotate_keys,
 )
 from attest.keys.service import KeyService
+from attest.log.routes import (
+    consistency_proof,
+    entry_bundle,
+    hash_tile,
+    inclusion_proof,
+    log_checkpoint,
+    receipt,
+)
+from attest.log.service import LogService
 from attest.metrics import Metrics
 from attest.policy.routes import (
     evaluate_policy,
@@ -156,6 +166,39 @@ async def _reevaluations(tokens: TokenService, interval_ms: int, clock: Clock) -
             log.exception("token re-evaluation failed")
 
 
+def _connector(dsn: str) -> Callable[[], Any]:
+    """Dedicated connections (the log sequencer's: it holds its advisory lock on one)."""
+
+    async def connect() -> asyncpg.Connection[asyncpg.Record]:
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(dsn, command_timeout=30)
+        await init_connection(conn)
+        return conn
+
+    return connect
+
+
+async def _start_log(
+    app: Litestar,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    keystore: Keystore,
+    dsn: str,
+    clock: Clock,
+) -> asyncio.Task[None]:
+    """Load (or create) the log key, publish the log service, start the sequencer task."""
+    log_service = LogService(
+        pool,
+        settings,
+        keystore=keystore,
+        connect=_connector(dsn),
+        key_service=app.state["key_service"],
+        token_service=app.state["token_service"],
+    )
+    await log_service.open(clock())
+    app.state["log_service"] = app.state["log_directory"] = log_service
+    return asyncio.create_task(log_service.run(clock), name="attest-log")
+
+
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
 
@@ -188,6 +231,8 @@ SERVICE_NAMES = (
     "audience_directory",
     "token_service",
     "status_list_service",
+    "log_service",
+    "log_directory",  # the log service, as discovery and key history see it
 )
 
 
@@ -296,6 +341,12 @@ def _route_handlers(settings: Settings) -> list[Any]:
         key_history,
         rotate_keys,
         revoke_key,
+        log_checkpoint,
+        entry_bundle,
+        hash_tile,
+        inclusion_proof,
+        consistency_proof,
+        receipt,
     ]
 
 
@@ -348,6 +399,7 @@ def create_app(
                     clock=clock,
                 )
                 tasks = _background(app, settings, key_service, clock)
+                tasks.append(await _start_log(app, pool, settings, keystore, dsn, clock))
                 if result.generated_admin_key:
                     say(
                         "\n  attest: bootstrap admin API key (shown once, store it now):\n"

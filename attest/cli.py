@@ -259,6 +259,12 @@ def _verify(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from attest.verify.audit_cli import run  # noqa: PLC0415
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attest",
@@ -333,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     configure(verify)
     verify.set_defaults(func=_verify)
+
+    audit = commands.add_parser(
+        "audit", help="Check attestation receipts and the transparency log (offline first)."
+    )
+    from attest.verify.audit_cli import configure as configure_audit  # noqa: PLC0415
+
+    configure_audit(audit)
+    audit.set_defaults(func=_audit)
     return parser
 
 

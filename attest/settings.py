@@ -133,6 +133,11 @@ class Settings:
     client_rate_window: int = 60
     #: Redis URL for the shared rate-limit counters. None: they live in PostgreSQL.
     redis_url: str | None = field(default=None, repr=False)
+    #: Transparency log origin (first checkpoint line, name of the log key). Default: the
+    #: issuer URL without its scheme, followed by ``/log``.
+    log_origin: str = ""
+    #: Shortest time between two signed log checkpoints (seconds; decimals allowed).
+    log_checkpoint_interval: float = 1.0
     #: PKCS#11 keystore (``ATTEST_KEYSTORE=pkcs11``): path of the module (.so).
     pkcs11_module: str | None = None
     #: PKCS#11 keystore: label of the token holding the keys.
@@ -172,6 +177,18 @@ def _parse_int(name: str, raw: object, *, low: int, high: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _parse_seconds(name: str, raw: object, *, low: float, high: float) -> float:
+    if isinstance(raw, bool):
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}")
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high} seconds, got {value}")
     return value
 
 
@@ -279,7 +296,26 @@ def _build(raw: dict[str, Any]) -> Settings:
     if ":" in keystore and not keystore.startswith("file:"):
         raise SettingsError("ATTEST_KEYSTORE must be a directory path, file:<path> or pkcs11")
     _check_keys(values)
-    return Settings(**_check_evidence(_check_limits(values)))
+    return Settings(**_check_evidence(_check_log(_check_limits(values))))
+
+
+def _check_log(values: dict[str, Any]) -> dict[str, Any]:
+    """The log settings: the checkpoint interval parsed, the origin derived and checked."""
+    if "log_checkpoint_interval" in values:
+        values["log_checkpoint_interval"] = _parse_seconds(
+            "ATTEST_LOG_CHECKPOINT_INTERVAL",
+            values["log_checkpoint_interval"],
+            low=0.01,
+            high=3600.0,
+        )
+    origin: str = values.get("log_origin") or (
+        values["issuer"].split("://", 1)[1].rstrip("/") + "/log"
+    )
+    # C2SP tlog-checkpoint and signed-note: the origin is one line without spaces or '+'.
+    if not origin.isprintable() or any(c.isspace() or c == "+" for c in origin):
+        raise SettingsError("ATTEST_LOG_ORIGIN must hold no spaces, '+' or control characters")
+    values["log_origin"] = origin
+    return values
 
 
 def parse_pairs(raw: str, name: str) -> list[tuple[str, str]]:

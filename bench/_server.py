@@ -32,6 +32,7 @@ class Server:
     base: str  # http://127.0.0.1:<port>
     admin_key: str
     work: Path  # a temporary directory for the benchmark's files
+    database_url: str = ""  # the fresh database the server runs on
 
 
 def _free_port() -> int:
@@ -100,7 +101,7 @@ def attest_server(**settings: str) -> Iterator[Server]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, server)
-        yield Server(base, admin_key, work)
+        yield Server(base, admin_key, work, env["ATTEST_DATABASE_URL"])
     finally:
         server.terminate()
         server.wait(timeout=30)

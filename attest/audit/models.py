@@ -20,6 +20,22 @@ class AuditEvent:
     tenant: str | None
     subject_id: uuid.UUID | None
     data: dict[str, Any]
+    #: Position in the transparency log; None until the sequencer has reached the event.
+    log_index: int | None = None
+
+    def leaf_fields(self) -> dict[str, Any]:
+        """The seven fields as GET /v1/audit/events shows them: the log leaf is their RFC 8785
+        canonical JSON (DESIGN.md, "Audit and transparency log"), so an auditor recomputes
+        the leaf from the event it reads."""
+        return {
+            "event_id": str(self.event_id),
+            "type": self.type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "actor": str(self.actor) if self.actor else None,
+            "tenant": self.tenant,
+            "subject_id": str(self.subject_id) if self.subject_id else None,
+            "data": self.data,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +47,8 @@ class AuditQuery:
     subject_id: uuid.UUID | None = None
     since: datetime | None = None
     until: datetime | None = None
-    after_id: int = 0
+    #: First log position of the page (the cursor); pending events follow the sequenced ones.
+    from_index: int = 0
     limit: int = 100
     #: With a tenant: also the platform's events (tenant None: policies, audiences, keys).
     include_platform: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -27,8 +28,13 @@ ORDER BY seq
 """
 
 SELECT_EVENTS = (
-    "SELECT id, event_id, type, occurred_at, actor, tenant, subject_id, data FROM audit_events"
+    "SELECT id, event_id, type, occurred_at, actor, tenant, subject_id, data, log_index "
+    "FROM audit_events"
 )
+# Pages follow the log order, from log position $1; events the sequencer has not reached
+# yet (log_index NULL) come after the last sequenced one, in append order ($1 unused).
+SEQUENCED = ("log_index >= $1", "log_index")
+PENDING = ("log_index IS NULL AND $1::bigint >= 0", "id")
 
 
 async def insert_event(
@@ -59,10 +65,11 @@ async def insert_events(
     await conn.execute(INSERT_EVENTS, rows, occurred_at, actor, tenant)
 
 
-def _where(query: AuditQuery) -> tuple[str, list[Any]]:
+def _where(query: AuditQuery, part: tuple[str, str] = SEQUENCED) -> tuple[str, list[Any]]:
     """A parameterised WHERE clause: only fixed column names and $n placeholders."""
-    clauses = ["id > $1"]
-    params: list[Any] = [query.after_id]
+    head, order = part
+    clauses = [head]
+    params: list[Any] = [query.from_index]
     if query.tenant is not None:
         # A tenant's auditors may ask for the platform's events too (tenant NULL: policies,
         # audiences, keys), which govern the tenant's decisions as well.
@@ -79,12 +86,18 @@ def _where(query: AuditQuery) -> tuple[str, list[Any]]:
             params.append(value)
             clauses.append(f"{column} {op} ${len(params)}")
     params.append(query.limit)
-    return " AND ".join(clauses) + f" ORDER BY id LIMIT ${len(params)}", params
+    return " AND ".join(clauses) + f" ORDER BY {order} LIMIT ${len(params)}", params
 
 
 async def list_events(conn: Conn, query: AuditQuery) -> list[AuditEvent]:
+    """Sequenced events from ``query.from_index`` in log order, then (when the page has
+    room) the pending ones. Log positions are given after commit, so a cursor taken from a
+    log position can never pass an event that commits late: that event gets a later one."""
     where, params = _where(query)
-    rows = await conn.fetch(f"{SELECT_EVENTS} WHERE {where}", *params)
+    rows = list(await conn.fetch(f"{SELECT_EVENTS} WHERE {where}", *params))
+    if len(rows) < query.limit:
+        where, params = _where(replace(query, limit=query.limit - len(rows)), PENDING)
+        rows += await conn.fetch(f"{SELECT_EVENTS} WHERE {where}", *params)
     return [
         AuditEvent(
             id=r["id"],
@@ -95,6 +108,7 @@ async def list_events(conn: Conn, query: AuditQuery) -> list[AuditEvent]:
             tenant=r["tenant"],
             subject_id=r["subject_id"],
             data=r["data"],
+            log_index=r["log_index"],
         )
         for r in rows
     ]

@@ -19,16 +19,7 @@ __all__ = ["list_audit_events"]
 
 
 def event_view(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "event_id": str(event.event_id),
-        "type": event.type,
-        "occurred_at": event.occurred_at.isoformat(),
-        "actor": str(event.actor) if event.actor else None,
-        "tenant": event.tenant,
-        "subject_id": str(event.subject_id) if event.subject_id else None,
-        "data": event.data,
-    }
+    return {"id": event.id, **event.leaf_fields(), "log_index": event.log_index}
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -74,10 +65,15 @@ async def list_audit_events(
         subject_id=parse_uuid(subject_id, "subject") if subject_id else None,
         since=_parse_time(since, "since"),
         until=_parse_time(until, "until"),
-        after_id=cursor,
+        from_index=cursor,
         limit=limit,
         include_platform=platform,
     )
-    events = [event_view(e) for e in await audit_service.events(query)]
-    next_cursor = events[-1]["id"] if len(events) == limit else None
+    found = await audit_service.events(query)
+    events = [event_view(e) for e in found]
+    # The cursor is a log position: the page ends with a sequenced event -> resume after it.
+    # A page that reached pending events (log_index null) is the last: they come back, with
+    # their positions, on a later read from the last position seen + 1.
+    last = found[-1].log_index if found else None
+    next_cursor = last + 1 if len(found) == limit and last is not None else None
     return {"events": events, "next_cursor": next_cursor}

@@ -64,5 +64,10 @@ class AuditService:
         self._pool = pool
 
     async def events(self, query: AuditQuery) -> list[AuditEvent]:
-        async with self._pool.acquire() as conn:
+        # One snapshot for the sequenced part and the pending part of a page: otherwise an
+        # event sequenced between the two reads would be in neither.
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             return await repository.list_events(conn, query)

@@ -86,7 +86,13 @@ async def _check_history(conn: Conn, migrations: list[Migration]) -> list[Migrat
                 f"migration {version:04d}_{shipped.name}.sql was changed after it was applied "
                 f"(recorded sha256 {row['checksum'][:12]}…, file {shipped.checksum[:12]}…)"
             )
-    return [m for m in migrations if m.version not in applied]
+    todo = [m for m in migrations if m.version not in applied]
+    if todo and applied and todo[0].version < max(applied):
+        raise MigrationError(
+            f"migration {todo[0].version:04d}_{todo[0].name} is numbered below migration "
+            f"{max(applied):04d}, already applied: migrations apply in order only"
+        )
+    return todo
 
 
 async def pending(conn: Conn) -> list[Migration]:

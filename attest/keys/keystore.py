@@ -43,6 +43,11 @@ class Signer(Protocol):
 
     def sign_jwt(self, claims: dict[str, object], typ: str) -> str: ...
 
+    def sign(self, data: bytes) -> bytes:
+        """The raw signature over ``data`` (Ed25519: 64 bytes; ES256: r || s). For the log
+        key's signed notes; tokens are signed with :meth:`sign_jwt`."""
+        ...
+
 
 class Keystore(Protocol):
     """Where private keys live. ``ref`` is what the database stores to find a key again."""
@@ -116,6 +121,9 @@ class _LocalSigner:
 
     def sign_jwt(self, claims: dict[str, object], typ: str) -> str:
         return compact_jws(claims, alg=self.alg, kid=self.kid, typ=typ, sign=self._sign)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._sign(data)
 
 
 def _generate(alg: Algorithm) -> PrivateKey:

@@ -82,6 +82,9 @@ class _TokenSigner:
     def sign_jwt(self, claims: dict[str, object], typ: str) -> str:
         return compact_jws(claims, alg=self.alg, kid=self.kid, typ=typ, sign=self._sign)
 
+    def sign(self, data: bytes) -> bytes:
+        return self._sign(data)
+
 
 class Pkcs11Keystore:
     """Keys inside a PKCS#11 token (an HSM; SoftHSM2 in tests)."""

@@ -13,7 +13,7 @@ from attest.errors import InvalidInput
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
 from attest.keys.models import SigningKey
-from attest.keys.service import AudienceDirectory, KeyService
+from attest.keys.service import AudienceDirectory, KeyService, LogDirectory
 
 __all__ = ["configuration", "jwks", "key_history", "list_keys", "revoke_key", "rotate_keys"]
 
@@ -37,6 +37,7 @@ async def jwks(
 async def configuration(
     key_service: NamedDependency[KeyService],
     audience_directory: NamedDependency[AudienceDirectory],
+    log_directory: NamedDependency[LogDirectory],
 ) -> dict[str, Any]:
     keys = key_service.discovery()
     audit_endpoint = keys.pop("audit_endpoint")
@@ -45,6 +46,7 @@ async def configuration(
         **keys,
         "audiences": await audience_directory.list_audiences(),
         "audit_endpoint": audit_endpoint,
+        "log": log_directory.published(),
     }
 
 
@@ -93,9 +95,15 @@ async def list_keys(key_service: NamedDependency[KeyService]) -> dict[str, Any]:
 
 
 @get("/v1/keys/history")
-async def key_history(key_service: NamedDependency[KeyService]) -> dict[str, Any]:
-    """Public: every key ever used, so old attestations stay verifiable after retirement."""
-    return {"keys": [_history_view(k) for k in await key_service.history()]}
+async def key_history(
+    key_service: NamedDependency[KeyService], log_directory: NamedDependency[LogDirectory]
+) -> dict[str, Any]:
+    """Public: every key ever used, so old attestations stay verifiable after retirement,
+    and the transparency log's keys (C2SP vkeys), so old checkpoints do too."""
+    return {
+        "keys": [_history_view(k) for k in await key_service.history()],
+        "log_keys": await log_directory.key_history(),
+    }
 
 
 @post("/v1/keys/rotate", guards=[requires("keys:admin")], status_code=202)

@@ -22,7 +22,7 @@ from attest.keys.models import JwksDocument, Plan, Revocation, Rotation, Signing
 from attest.settings import Settings
 from attest.verify.contract import ALGORITHMS, HARD_MAX_TOKEN_LIFETIME, TOKEN_TYPE
 
-__all__ = ["AudienceDirectory", "KeyService"]
+__all__ = ["AudienceDirectory", "KeyService", "LogDirectory"]
 
 
 # runtime_checkable: Litestar checks an injected dependency against its declared type.
@@ -33,6 +33,20 @@ class AudienceDirectory(Protocol):
 
     async def list_audiences(self) -> list[dict[str, Any]]:
         """Each audience as ``{audience, policy, token_lifetime, binding_required}``."""
+        ...
+
+
+@runtime_checkable
+class LogDirectory(Protocol):
+    """The transparency log's public key, as discovery and key history list it. The log
+    domain sits above keys (its receipts compose attestations), so it is handed in."""
+
+    def published(self) -> dict[str, Any]:
+        """``{origin, vkey, ...}`` for ``/.well-known/attest-configuration``."""
+        ...
+
+    async def key_history(self) -> list[dict[str, Any]]:
+        """Every log key, with its C2SP vkey, for ``GET /v1/keys/history``."""
         ...
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -61,13 +62,13 @@ def events(admin: httpx.Client, **filters: Any) -> list[dict[str, Any]]:
 class AuditTrail:
     """The whole audit trail of one server's database, read forward from a watermark.
 
-    Event ids grow with every append (the trail is append-only), so "the events appended
-    since ``mark()``" is ``id > mark``: an exact, cheap question, unlike paging the whole
-    trail (every other test's events too) before and after. ``mark()`` itself only reads
-    what was appended since the previous mark. Across tenants and types: use it where a
-    test asserts something about *every* event it caused (or that none was caused); read a
-    test's own events by ``subject_id`` or with a tenant-scoped ``audit:read`` client.
-    The server's clock does not matter here (tests move it), only the append order.
+    Events take log positions in the order they commit (the sequencer, DESIGN.md "Audit
+    and transparency log"), so "the events appended since ``mark()``" is every event at a
+    position from the mark on, plus those not sequenced yet: ``mark()`` first waits until
+    the sequencer has reached every event committed so far, then answers the next position.
+    Across tenants and types: use it where a test asserts something about *every* event it
+    caused (or that none was caused); read a test's own events by ``subject_id`` or with a
+    tenant-scoped ``audit:read`` client. The server's clock does not matter here.
     """
 
     def __init__(self, admin: httpx.Client) -> None:
@@ -75,15 +76,32 @@ class AuditTrail:
         self._head = 0
 
     def mark(self) -> int:
-        """The id of the newest event now (0 while the trail is empty)."""
-        newer = events(self.admin, cursor=self._head)
+        """The next log position, once every event committed so far is sequenced."""
+        deadline = time.monotonic() + 10
+        while True:
+            newer = events(self.admin, cursor=self._head)
+            if all(e["log_index"] is not None for e in newer):
+                break
+            assert time.monotonic() < deadline, "the log sequencer did not catch up"
+            time.sleep(0.05)
         if newer:
-            self._head = newer[-1]["id"]
+            self._head = newer[-1]["log_index"] + 1
         return self._head
 
     def since(self, mark: int, **filters: Any) -> list[dict[str, Any]]:
         """Every event appended after ``mark`` (any tenant), matching the filters."""
         return events(self.admin, cursor=mark, **filters)
+
+
+def wait_sequenced(admin: httpx.Client, **filters: Any) -> list[dict[str, Any]]:
+    """The matching events once every one of them has its log position (in log order)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = events(admin, **filters)
+        if all(e["log_index"] is not None for e in found):
+            return found
+        assert time.monotonic() < deadline, "the log sequencer did not catch up"
+        time.sleep(0.05)
 
 
 def event_types(admin: httpx.Client, subject_id: str) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ def test_hsm_service_restart_keeps_the_same_key(
         "keystore": "pkcs11",
         "pkcs11_module": softhsm["module"],
         "pkcs11_token_label": softhsm["label"],
+        "log_origin": "attest.test/log",  # the default follows the issuer, hence the port
     }
     server = world.start(**hsm, pkcs11_pin=softhsm["pin"])
     first = issuer_for(server).issue()
@@ -117,6 +119,11 @@ def test_hsm_service_restart_keeps_the_same_key(
     (record,) = world.fetch("SELECT kid, keystore_ref FROM signing_keys")
     assert record["keystore_ref"].startswith("pkcs11:id=")
     assert not (world.root / "keys").exists()  # nothing on disk: the key is in the token
+    # The log key too: an Ed25519 key made in the token, recorded apart from token keys.
+    (log_key,) = world.fetch("SELECT kid, keystore_ref FROM log_keys")
+    assert log_key["keystore_ref"].startswith("pkcs11:id=")
+    assert log_key["kid"] != record["kid"]
+    vkey = log_checkpoint_key(server)
     world.stop(server)
 
     pin_file = tmp_path / "pin"
@@ -124,6 +131,7 @@ def test_hsm_service_restart_keeps_the_same_key(
     server = world.start(**hsm, pkcs11_pin_file=str(pin_file))
     second = issuer_for(server).issue()
     assert published(server) == jwks
+    assert log_checkpoint_key(server) == vkey  # the same log key, loaded from the token
     assert jwt.get_unverified_header(second)["kid"] == record["kid"]
     check(second, server, jwks)
     # Rotation inside the token too: the new key is made by the HSM.
@@ -134,6 +142,22 @@ def test_hsm_service_restart_keeps_the_same_key(
     third = issuer_for(server).issue()
     assert jwt.get_unverified_header(third)["kid"] == rotated["kid"]
     check(third, server, published(server))
+
+
+def log_checkpoint_key(server: Any) -> str:
+    """The log's vkey, once a checkpoint signed in the token verifies with it."""
+    import httpx
+
+    from attest.verify._tlog import open_checkpoint, parse_vkey
+
+    config = httpx.get(server.base_url + "/.well-known/attest-configuration").json()
+    vkey: str = config["log"]["vkey"]
+    deadline = time.monotonic() + 10
+    while (note := httpx.get(server.base_url + "/v1/log/checkpoint")).status_code != 200:
+        assert time.monotonic() < deadline, "no checkpoint"
+        time.sleep(0.05)
+    open_checkpoint(note.text, parse_vkey(vkey))
+    return vkey
 
 
 def test_a_wrong_pin_is_a_clear_error_without_the_pin(softhsm: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from attest_testing.service import (
     jwks,
     submit,
     token_for,
+    wait_sequenced,
 )
 from attest_testing.support import US_PASSPORT, Actors, LiveServer
 
@@ -166,7 +167,8 @@ def test_pagination_returns_every_event_once(
     subject = onboard()
     for _ in range(6):
         token_for(operator, subject["id"], FABLE)
-    everything = events(admin, subject_id=subject["id"], limit=1000)
+    # Pages follow the log order; wait until the sequencer has given every event its place.
+    everything = wait_sequenced(admin, subject_id=subject["id"], limit=1000)
     assert len(everything) == 7
     for limit in (1, 2, 3, 7):
         seen: list[int] = []
@@ -182,7 +184,8 @@ def test_pagination_returns_every_event_once(
             params["cursor"] = page["next_cursor"]
             assert pages < 20
         assert seen == [e["id"] for e in everything]
-    assert seen == sorted(seen)
+    positions = [e["log_index"] for e in everything]
+    assert positions == sorted(positions)
 
 
 @pytest.mark.parametrize(
