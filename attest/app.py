@@ -74,6 +74,7 @@ from attest.log.service import LogService
 from attest.metrics import Metrics
 from attest.policy.routes import (
     evaluate_policy,
+    policy_impact,
     publish_policy,
     read_audience,
     read_policy,
@@ -331,6 +332,7 @@ def _route_handlers(settings: Settings) -> list[Any]:
         read_policy_version,
         publish_policy,
         evaluate_policy,
+        policy_impact,
         read_audience,
         update_audience,
         suspend_audience,

@@ -9,10 +9,12 @@ from typing import Any
 import asyncpg
 
 from attest.db import Conn
+from attest.policy.impact import Group
 from attest.policy.models import Audience, PolicyVersion, VersionSummary
 
 __all__ = [
     "audiences_of_policy",
+    "fact_signatures",
     "get_audience",
     "get_policy",
     "governing_policy",
@@ -81,6 +83,34 @@ LOCK_AUDIENCE = {
 }
 
 
+# Every subject in scope ($3: a tenant, or NULL for all) reduced to the signature of its
+# verified evidence's facts at $1: "attribute=value|assurance|current|age limits satisfied"
+# (of the ascending $2 limits, in days), sorted and joined; subjects counted per signature.
+# policy/impact.py explains why this decides exactly as evaluating each subject would.
+FACT_SIGNATURES = """
+WITH facts AS (
+    SELECT s.id, s.revoked_at IS NOT NULL AS revoked,
+           a.key || '=' || v.value || '|' || e.assurance || '|' ||
+           (e.reverify_at > $1)::int || '|' ||
+           (SELECT count(*) FROM unnest($2::int[]) AS t(days)
+            WHERE e.verified_at >= $1 - make_interval(days => t.days)) AS fact
+    FROM subjects s
+    LEFT JOIN evidence e ON e.subject_id = s.id AND e.status = 'verified'
+        AND e.verified_at IS NOT NULL AND e.reverify_at IS NOT NULL
+    LEFT JOIN LATERAL jsonb_each(e.attributes) AS a(key, val) ON true
+    LEFT JOIN LATERAL jsonb_array_elements_text(
+        CASE jsonb_typeof(a.val) WHEN 'array' THEN a.val ELSE jsonb_build_array(a.val) END
+    ) AS v(value) ON true
+    WHERE $3::text IS NULL OR s.tenant = $3
+),
+signed AS (
+    SELECT id, revoked, coalesce(string_agg(fact, ';' ORDER BY fact), '') AS signature
+    FROM facts GROUP BY id, revoked
+)
+SELECT revoked, signature, count(*) AS subjects FROM signed GROUP BY revoked, signature
+"""
+
+
 def _policy(row: asyncpg.Record | None) -> PolicyVersion | None:
     if row is None:
         return None
@@ -142,6 +172,14 @@ async def insert_policy(
         effective_at,
     )
     return _policy(row)
+
+
+async def fact_signatures(
+    conn: Conn, tenant: str | None, now: datetime, limits: list[int]
+) -> list[Group]:
+    """The subjects in scope grouped by the signature of their facts (policy/impact.py)."""
+    rows = await conn.fetch(FACT_SIGNATURES, now, limits, tenant)
+    return [Group(r["revoked"], r["signature"], r["subjects"]) for r in rows]
 
 
 async def lock_audience(conn: Conn, audience: str, mode: str) -> None:

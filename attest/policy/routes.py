@@ -19,6 +19,7 @@ from attest.settings import HARD_MAX_TOKEN_LIFETIME
 __all__ = [
     "audience_view",
     "evaluate_policy",
+    "policy_impact",
     "publish_policy",
     "read_audience",
     "read_policy",
@@ -135,6 +136,38 @@ async def evaluate_policy(
         "reasons": [r.message for r in decision.reasons],
         "reason_details": [
             {"code": r.code, "message": r.message, "rule": r.path} for r in decision.reasons
+        ],
+    }
+
+
+@post("/v1/policies/{name:str}/impact", guards=[requires("policies:read")], status_code=200)
+async def policy_impact(
+    request: Request[Any, Any, Any],
+    name: FromPath[str],
+    data: JSONBody[dict[str, Any]],
+    policy_service: NamedDependency[PolicyService],
+    now: NamedDependency[datetime],
+) -> dict[str, Any]:
+    """Preview a draft document: per audience the policy governs, how many subjects are
+    eligible now and would be after, who gains and who loses, and why; nothing is published
+    or recorded. Tenant clients see their tenant's subjects, admin clients every tenant's."""
+    impact = await policy_service.impact(current_client(request), name, data, now)
+    counts = impact.counts
+    return {
+        "policy": impact.policy,
+        "current_version": impact.current_version,
+        "draft_digest": impact.draft_digest,
+        "audiences": [
+            {
+                "audience": audience,
+                "subjects": counts.subjects,
+                "eligible_now": counts.eligible_now,
+                "eligible_after": counts.eligible_after,
+                "gain": counts.gain,
+                "lose": counts.lose,
+                "lose_by_reason": dict(sorted(counts.lose_by_reason.items())),
+            }
+            for audience in impact.audiences
         ],
     }
 

@@ -10,6 +10,7 @@ a decision in flight finishes first and every later one sees the change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from attest.policy.document import (
 )
 from attest.policy.engine import evaluate
 from attest.policy.facts import facts_from_evidence
+from attest.policy.impact import Tally, age_limits, tally
 from attest.policy.models import Audience, Eligibility, PolicyVersion, VersionSummary
 from attest.settings import Settings
 from attest.status import service as status
@@ -38,7 +40,18 @@ from attest.status.models import Status
 from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 
-__all__ = ["PolicyService", "audience_for_decision", "decide"]
+__all__ = ["Impact", "PolicyService", "audience_for_decision", "decide"]
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """A draft's effect on the subjects in view, the same for each governed audience."""
+
+    policy: str
+    current_version: int | None
+    draft_digest: str
+    audiences: list[str]
+    counts: Tally
 
 
 async def decide(conn: Conn, subject: Subject, policy_name: str, now: datetime) -> Eligibility:
@@ -171,6 +184,45 @@ class PolicyService:
                 conn, client, subject_id=subject_id, external_ref=external_ref, tenant=tenant
             )
             return await decide(conn, subject, name, now)
+
+    async def impact(
+        self, client: Client, name: str, draft: dict[str, Any], now: datetime
+    ) -> Impact:
+        """Preview a draft document against every subject in the caller's view (admin: every
+        tenant) for each audience the policy governs; nothing is published or recorded."""
+        document = dict(draft)
+        if document.get("name", name) != name:
+            raise UnprocessableInput(
+                "The document's name differs from the path.",
+                errors=[{"field": "$.name", "message": f"must be '{name}'"}],
+            )
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            latest = await repository.latest_policy(conn, name)
+            if latest is None:
+                raise NotFound(f"No policy named '{name}'.")
+            document["name"] = name
+            document["version"] = latest.version + 1
+            try:
+                document = validate_policy_document(document)
+            except PolicyDocumentError as exc:
+                raise UnprocessableInput(
+                    "The policy document is invalid.",
+                    errors=[{"field": exc.path, "message": exc.message}],
+                ) from None
+            current = await repository.governing_policy(conn, name, now)
+            current_doc = current.document if current is not None else None
+            limits = age_limits(current_doc, document)
+            tenant = None if client.is_admin else client.tenant
+            groups = await repository.fact_signatures(conn, tenant, now, limits)
+            audiences = await repository.audiences_of_policy(conn, name)
+        counts = tally(groups, current_doc, document, now=now, limits=limits)
+        return Impact(
+            policy=name,
+            current_version=current.version if current is not None else None,
+            draft_digest=policy_digest(document),
+            audiences=audiences,
+            counts=counts,
+        )
 
     async def audience(self, audience: str) -> Audience:
         async with self._pool.acquire() as conn:

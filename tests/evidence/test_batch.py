@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from attest_testing.service import wait_sequenced
 from attest_testing.support import US_PASSPORT, Actors, LiveServer
 
 BATCH = "/v1/subjects/batch"
@@ -29,11 +30,10 @@ def _td3(number: str) -> str:
 
 
 def _events(actors: Actors, tenant: str) -> list[dict[str, Any]]:
-    """The tenant's subject and evidence events, read by an auditor of that tenant."""
+    """The tenant's subject and evidence events, read by an auditor of that tenant once the
+    log has sequenced them all (log_index is set asynchronously, after the commit)."""
     with actors.live.client(actors.key("audit:read", tenant=tenant)) as auditor:
-        response = auditor.get("/v1/audit/events", params={"limit": 1000})
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()["events"]
+        found = wait_sequenced(auditor)
     return [e for e in found if e["type"].startswith(("subject.", "evidence."))]
 
 
