@@ -327,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     configure_audiences(audiences)
 
+    policies = commands.add_parser("policies", help="Preview a draft policy over the API.")
+    from attest.policy.cli import configure_policies  # noqa: PLC0415 - stdlib only at import
+
+    configure_policies(policies)
+
     subjects = commands.add_parser("subjects", help="Onboard subjects in bulk over the API.")
     from attest.subjects.cli import configure as configure_subjects  # noqa: PLC0415 - stdlib only
 

@@ -166,3 +166,22 @@ def test_tokens_asked_for_by_a_second_client_are_flagged_not_denied(
     assert signal["data"]["clients"] == 2
     assert ask(other, subject_id, audience).status_code == 201  # flagged once per client
     assert len(events(admin, subject_id=subject_id, type="subject.sharing_suspected")) == 1
+
+
+def test_attest_audiences_suspend_and_resume(
+    live: LiveServer,
+    audience: str,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from attest.cli import main
+
+    key = tmp_path / "admin-key"
+    key.write_text(live.admin_key)
+    common = ["--url", live.base_url, "--api-key-file", str(key)]
+    assert main(["audiences", "suspend", audience, "--reason", "order", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["suspended"] is True
+    assert main(["audiences", "resume", audience, *common]) == 0
+    assert json.loads(capsys.readouterr().out)["suspended"] is False
+    assert main(["audiences", "suspend", "model:no-such", *common]) == 1
+    assert "404" in capsys.readouterr().err

@@ -87,3 +87,30 @@ def test_bad_drafts_and_unknown_policies_are_problems(
     assert_problem(analyst.post(f"/v1/policies/{name}/impact", json=bad), 422)
     other = {**document, "name": "someone-else"}
     assert_problem(analyst.post(f"/v1/policies/{name}/impact", json=other), 422)
+
+
+def test_attest_policies_impact_prints_a_table(
+    live: Any,
+    population: tuple[httpx.Client, str, dict[str, Any]],
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    actors: Actors,
+) -> None:
+    import json
+
+    from attest.cli import main
+
+    _, name, document = population
+    draft = tmp_path / "draft.json"
+    draft.write_text(json.dumps({**document, "rule": {"attribute": "us_person_status",
+                                                       "any_of": ["us_national"]}}))  # fmt: skip
+    key = tmp_path / "key"
+    key.write_text(actors.key("policies:read", name="cli"))
+    code = main(["policies", "impact", name, str(draft), "--url", live.base_url,
+                 "--api-key-file", str(key)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "AUDIENCE" in out
+    assert f"model:{name}-a" in out
+    assert "attribute_missing 3" in out
+    assert "nothing was published" in out
