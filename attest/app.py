@@ -26,7 +26,7 @@ from litestar.openapi import OpenAPIConfig
 from attest import __version__
 from attest.audit.routes import list_audit_events
 from attest.audit.service import AuditService
-from attest.bootstrap import bootstrap
+from attest.bootstrap import BootstrapResult, bootstrap
 from attest.clients.routes import (
     create_client,
     list_clients,
@@ -36,6 +36,7 @@ from attest.clients.routes import (
 )
 from attest.clients.service import ClientService, Limits, PostgresCounters, RedisCounters
 from attest.clock import Clock, utc_now
+from attest.db import Conn, roles
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
 from attest.db.pool import create_pool, init_connection
@@ -165,6 +166,51 @@ async def _reevaluations(tokens: TokenService, interval_ms: int, clock: Clock) -
         except Exception:
             # Logged and retried on the next round: the job's cursor survives in the database.
             log.exception("token re-evaluation failed")
+
+
+async def _database_roles(settings: Settings, dsn: str, *, embedded: bool) -> tuple[str, str]:
+    """(the service's URL, the owner's URL): the owner runs the migrations and owns the
+    tables, the service may not rewrite the audit trail (attest/db/roles.py)."""
+    if embedded:
+        owner = await asyncpg.connect(dsn)
+        try:
+            await roles.ensure_role(owner, roles.EMBEDDED_SERVICE_ROLE)
+        finally:
+            await owner.close()
+        return roles.with_user(dsn, roles.EMBEDDED_SERVICE_ROLE), dsn
+    if settings.migration_database_url:
+        return dsn, settings.migration_database_url
+    log.warning(
+        "ATTEST_MIGRATION_DATABASE_URL is not set: the service connects as the role that owns "
+        "the audit tables, so the database role itself could rewrite history; set it to the "
+        "owner's URL and ATTEST_DATABASE_URL to a role that owns nothing"
+    )
+    return dsn, dsn
+
+
+async def _bootstrap(
+    settings: Settings, dsn: str, keystore: Keystore, clock: Clock, *, embedded: bool
+) -> tuple[str, BootstrapResult]:
+    """Migrations and seeds as the owner, then the service role's grants; the service URL."""
+    dsn, owner_dsn = await _database_roles(settings, dsn, embedded=embedded)
+    owner = await _connector(owner_dsn)()
+    try:
+        result = await bootstrap(owner, settings, keystore, clock())
+        await _grant_service(owner, dsn)
+    finally:
+        await owner.close()
+    return dsn, result
+
+
+async def _grant_service(owner: Conn, dsn: str) -> None:
+    """When the service role is not the owner, grant it exactly what it needs."""
+    service = await asyncpg.connect(dsn)
+    try:
+        role: str = await service.fetchval("SELECT current_user")
+    finally:
+        await service.close()
+    if role != await owner.fetchval("SELECT current_user"):
+        await roles.grant_service(owner, role)
 
 
 def _connector(dsn: str) -> Callable[[], Any]:
@@ -383,11 +429,10 @@ def create_app(
                     settings, settings.keystore_passphrase, "keystore_passphrase"
                 ),
             )
+            dsn, result = await _bootstrap(settings, dsn, keystore, clock, embedded=bool(embedded))
             pool = runtime.pool = await create_pool(dsn, settings.db_pool_size)
             tasks: list[asyncio.Task[None]] = []
             try:
-                async with pool.acquire() as conn:
-                    result = await bootstrap(conn, settings, keystore, clock())
                 keyring = Keyring(keystore)
                 keyring.current = result.signer
                 key_service = _services(

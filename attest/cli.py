@@ -78,14 +78,15 @@ def _one_line_refusals(app: Any) -> Any:
     return asgi
 
 
-async def _with_database(settings: Any, work: Any) -> Any:
+async def _with_database(settings: Any, work: Any, *, owner: bool = False) -> Any:
     import asyncpg  # noqa: PLC0415
 
     from attest.db.embedded import EmbeddedPostgres  # noqa: PLC0415
     from attest.db.pool import init_connection  # noqa: PLC0415
 
     embedded = None
-    dsn = settings.database_url
+    # Migrations (and what applies them) run as the owner role when one is configured.
+    dsn = (settings.migration_database_url if owner else None) or settings.database_url
     if dsn is None:
         embedded = EmbeddedPostgres(settings.data_dir)
         dsn = await asyncio.to_thread(embedded.start)
@@ -105,7 +106,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from attest.db.migrations import apply_migrations  # noqa: PLC0415
 
     settings = _settings(args)
-    applied = asyncio.run(_with_database(settings, apply_migrations))
+    applied = asyncio.run(_with_database(settings, apply_migrations, owner=True))
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     return 0
 
@@ -139,7 +140,7 @@ def _clients_create(args: argparse.Namespace) -> int:
                 via="cli",
             )
 
-    client_id = asyncio.run(_with_database(settings, work))
+    client_id = asyncio.run(_with_database(settings, work, owner=True))
     out = {
         "id": str(client_id),
         "name": args.name,

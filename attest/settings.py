@@ -51,8 +51,13 @@ class SettingsError(ValueError):
 class Settings:
     """Service configuration. Every default is documented with its unit."""
 
-    #: PostgreSQL URL. None: start the embedded PostgreSQL under ``data_dir/pgdata``.
-    database_url: str | None = None
+    #: PostgreSQL URL the service connects with. None: start the embedded PostgreSQL under
+    #: ``data_dir/pgdata`` (which sets up an owner and a service role itself).
+    database_url: str | None = field(default=None, repr=False)
+    #: PostgreSQL URL of the role that owns the tables and runs the migrations. None: the
+    #: ``database_url`` role does both, with a start-up warning (it could then rewrite the
+    #: audit trail itself); set it so that the service role cannot.
+    migration_database_url: str | None = field(default=None, repr=False)
     #: Address to listen on.
     host: str = "127.0.0.1"
     #: TCP port to listen on.
@@ -268,9 +273,15 @@ def _build(raw: dict[str, Any]) -> Settings:
         else:
             values[key] = str(value)
 
-    url = values.get("database_url")
-    if url is not None and not url.startswith(("postgresql://", "postgres://")):
-        raise SettingsError("ATTEST_DATABASE_URL must be a postgresql:// URL")
+    for name in ("database_url", "migration_database_url"):
+        url = values.get(name)
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(f"{_env_name(name)} must be a postgresql:// URL")
+    if values.get("migration_database_url") and not values.get("database_url"):
+        raise SettingsError(
+            "ATTEST_MIGRATION_DATABASE_URL needs ATTEST_DATABASE_URL (the service's own role); "
+            "the embedded default sets up both roles itself"
+        )
     level = values.get("four_eyes_min_assurance", "IAL2")
     if level not in {"IAL1", "IAL2", "IAL3", "never"}:
         raise SettingsError("ATTEST_FOUR_EYES_MIN_ASSURANCE must be IAL1, IAL2, IAL3 or never")
