@@ -26,8 +26,8 @@ from attest.log import merkle, repository
 from attest.log.leaves import leaf_bytes
 from attest.log.models import LogKey, Receipt, Sequenced, SignedCheckpoint
 from attest.settings import Settings
-from attest.tokens.models import Attestation
 from attest.tokens.service import TokenService
+from attest.tokens.views import attestation_record
 from attest.verify._tlog import (
     format_checkpoint,
     format_tlog_proof,
@@ -59,35 +59,6 @@ def _raw_public(signer: Signer) -> bytes:
 class TileAnswer:
     body: bytes
     full: bool
-
-
-def attestation_record(found: Attestation) -> dict[str, Any]:
-    """The attestation as GET /v1/audit/attestations/{jti} shows it (the receipt carries
-    exactly that record; tests/log pin the two together)."""
-    a = found.record
-    return {
-        "jti": a.jti,
-        "audience": a.audience,
-        "subject_id": str(a.subject_id),
-        "sub": a.sub,
-        "policy": {
-            "name": a.policy_name,
-            "version": a.policy_version,
-            "digest": a.policy_digest,
-            "document": found.policy_document,
-        },
-        "assurance": a.assurance,
-        "evidence_ids": [str(e) for e in a.evidence_ids],
-        "kid": a.kid,
-        "alg": found.alg,
-        "public_jwk": {**found.public_jwk, "kid": a.kid, "alg": found.alg},
-        "token_sha256": a.token_sha256,
-        "cnf_jkt": a.cnf_jkt,
-        "issued_at": a.issued_at.isoformat(),
-        "expires_at": a.expires_at.isoformat(),
-        "requested_by": str(a.requested_by),
-        "signature": a.signature,
-    }
 
 
 class LogService:

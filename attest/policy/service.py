@@ -303,51 +303,44 @@ class PolicyService:
         the audience lock), and its outstanding tokens SUSPENDED in their status lists, with
         the audit event. The number of tokens suspended."""
         _platform(client, "Suspending an audience")
-        async with self._pool.acquire() as conn, conn.transaction():
-            await repository.lock_audience(conn, audience, "exclusive")
-            found = await repository.get_audience(conn, audience)
-            if found is None:
-                raise NotFound(f"The audience '{audience}' is not registered.")
-            if found.suspended:
-                return found, 0
-            changed = await repository.set_suspended(conn, audience, now)
-            assert changed is not None  # noqa: S101 - locked and read above
-            tokens = await status.mark(conn, "audience", audience, now, Status.SUSPENDED)
-            await audit.record(
-                conn,
-                "audience.suspended",
-                occurred_at=now,
-                actor=client.id,
-                tenant=None,
-                data={
-                    "audience": audience,
-                    "reason_given": reason_given,
-                    "tokens_suspended": tokens,
-                },
-            )
-        return changed, tokens
+        return await self._set_suspension(
+            client, audience, now, suspend=True, data={"reason_given": reason_given}
+        )
 
     async def resume(self, client: Client, audience: str, *, now: datetime) -> tuple[Audience, int]:
         """Lift a suspension: tokens SUSPENDED by it are VALID again, unless something else
         revoked them meanwhile (INVALID is final). The number of tokens made VALID."""
         _platform(client, "Lifting a suspension")
+        return await self._set_suspension(client, audience, now, suspend=False, data={})
+
+    async def _set_suspension(
+        self,
+        client: Client,
+        audience: str,
+        now: datetime,
+        *,
+        suspend: bool,
+        data: dict[str, Any],
+    ) -> tuple[Audience, int]:
         async with self._pool.acquire() as conn, conn.transaction():
             await repository.lock_audience(conn, audience, "exclusive")
             found = await repository.get_audience(conn, audience)
             if found is None:
                 raise NotFound(f"The audience '{audience}' is not registered.")
-            if not found.suspended:
-                return found, 0
-            changed = await repository.set_suspended(conn, audience, None)
+            if found.suspended == suspend:
+                return found, 0  # already so: nothing changes, nothing is recorded
+            changed = await repository.set_suspended(conn, audience, now if suspend else None)
             assert changed is not None  # noqa: S101 - locked and read above
-            tokens = await status.mark(conn, "audience", audience, now, Status.VALID)
+            target = Status.SUSPENDED if suspend else Status.VALID
+            tokens = await status.mark(conn, "audience", audience, now, target)
+            counted = "tokens_suspended" if suspend else "tokens_restored"
             await audit.record(
                 conn,
-                "audience.resumed",
+                "audience.suspended" if suspend else "audience.resumed",
                 occurred_at=now,
                 actor=client.id,
                 tenant=None,
-                data={"audience": audience, "tokens_restored": tokens},
+                data={"audience": audience, **data, counted: tokens},
             )
         return changed, tokens
 

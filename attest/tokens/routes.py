@@ -14,6 +14,7 @@ from attest.http.auth import current_client, requires
 from attest.http.bodies import Body, Ref, TenantName
 from attest.tokens.models import IssueRequest
 from attest.tokens.service import TokenService
+from attest.tokens.views import attestation_record
 
 __all__ = ["issue_token", "read_attestation", "revoke_token"]
 
@@ -84,27 +85,4 @@ async def read_attestation(
     token_service: NamedDependency[TokenService],
 ) -> dict[str, Any]:
     found = await token_service.attestation(current_client(request), jti)
-    a = found.record
-    return {
-        "jti": a.jti,
-        "audience": a.audience,
-        "subject_id": str(a.subject_id),
-        "sub": a.sub,
-        "policy": {
-            "name": a.policy_name,
-            "version": a.policy_version,
-            "digest": a.policy_digest,
-            "document": found.policy_document,
-        },
-        "assurance": a.assurance,
-        "evidence_ids": [str(e) for e in a.evidence_ids],
-        "kid": a.kid,
-        "alg": found.alg,
-        "public_jwk": {**found.public_jwk, "kid": a.kid, "alg": found.alg},
-        "token_sha256": a.token_sha256,
-        "cnf_jkt": a.cnf_jkt,
-        "issued_at": a.issued_at.isoformat(),
-        "expires_at": a.expires_at.isoformat(),
-        "requested_by": str(a.requested_by),
-        "signature": a.signature,
-    }
+    return attestation_record(found)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from attest.verify import StaticJWKS, Verifier
+from attest.verify import InvalidToken, StaticJWKS, StatusLists, Verifier
 from attest_testing.support import US_PASSPORT, LiveServer
 
 PROBLEM = "application/problem+json"
@@ -142,6 +142,23 @@ def verifier(live: LiveServer, audience: str) -> Verifier:
     return Verifier(issuer=live.settings.issuer, audience=audience, keys=StaticJWKS(jwks(live)))
 
 
+def status_outcome(live: LiveServer, token: str, audience: str) -> str:
+    """What a downstream verifier with StatusLists says of ``token`` now, at the server's
+    clock: "valid" or the reason code. A fresh verifier each time: no cached list."""
+    verifier = Verifier(
+        issuer=live.settings.issuer,
+        audience=audience,
+        keys=StaticJWKS(jwks(live)),
+        status=StatusLists(),
+        now=lambda: live.clock().timestamp(),
+    )
+    try:
+        verifier.verify(token)
+    except InvalidToken as exc:
+        return exc.code
+    return "valid"
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -168,6 +185,7 @@ __all__ = [
     "events",
     "jwks",
     "rfc7638",
+    "status_outcome",
     "submit",
     "token_for",
     "unique",

@@ -10,11 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from attest_testing.service import assert_problem, events, submit
+from attest_testing.service import assert_problem, events, status_outcome, submit
 from attest_testing.support import US_PASSPORT, Actors, LiveServer
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from attest.verify import InvalidToken, StaticJWKS, StatusLists, Verifier
 
 
 def _b64(data: bytes) -> str:
@@ -29,22 +27,6 @@ def holder_jwk() -> dict[str, str]:
         "x": _b64(numbers.x.to_bytes(32, "big")),
         "y": _b64(numbers.y.to_bytes(32, "big")),
     }
-
-
-def outcome(live: LiveServer, token: str, audience: str) -> str:
-    keys = StaticJWKS(httpx.get(live.base_url + "/.well-known/jwks.json").json())
-    verifier = Verifier(
-        issuer=live.settings.issuer,
-        audience=audience,
-        keys=keys,
-        status=StatusLists(),
-        now=lambda: live.clock().timestamp(),
-    )
-    try:
-        claims = verifier.verify(token)
-    except InvalidToken as exc:
-        return exc.code
-    return "valid" if claims else "?"
 
 
 @pytest.fixture
@@ -93,7 +75,7 @@ def test_suspension_stops_issuance_and_suspends_outstanding_tokens_until_lifted(
     assert suspended.status_code == 201, suspended.text
     assert suspended.json()["suspended"] is True
     assert suspended.json()["tokens_suspended"] == 3
-    assert [outcome(live, t, audience) for t in tokens] == ["suspended"] * 3
+    assert [status_outcome(live, t, audience) for t in tokens] == ["suspended"] * 3
     body = assert_problem(ask(operator, subject_id, audience), 403, "audience-suspended")
     assert body["reasons"]
     denied = events(admin, subject_id=subject_id, type="token.denied")
@@ -114,7 +96,7 @@ def test_suspension_stops_issuance_and_suspends_outstanding_tokens_until_lifted(
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["suspended"] is False
     assert resumed.json()["tokens_restored"] == 2
-    assert [outcome(live, t, audience) for t in tokens] == ["revoked", "valid", "valid"]
+    assert [status_outcome(live, t, audience) for t in tokens] == ["revoked", "valid", "valid"]
     assert ask(operator, subject_id, audience).status_code == 201
     assert admin.delete(url).json()["tokens_restored"] == 0  # lifting twice changes nothing
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from attest_testing.service import assert_problem, events, submit, token_for
+from attest_testing.service import assert_problem, events, status_outcome, submit, token_for
 from attest_testing.support import US_PASSPORT, Actors, LiveServer
 
-from attest.verify import InvalidToken, StaticJWKS, StatusLists, Verifier
+from attest.verify import StatusLists, Verifier
 
 FABLE = "model:fable-5"
 
@@ -39,23 +39,6 @@ def entries(list_token: str) -> bytes:
 
 def entry(list_token: str, idx: int) -> int:
     return (entries(list_token)[idx // 4] >> (2 * (idx % 4))) & 3
-
-
-def outcome(live: LiveServer, token: str, audience: str = FABLE) -> str:
-    """What a downstream verifier with StatusLists says now (a fresh one: no cache)."""
-    keys = StaticJWKS(httpx.get(live.base_url + "/.well-known/jwks.json").json())
-    verifier = Verifier(
-        issuer=live.settings.issuer,
-        audience=audience,
-        keys=keys,
-        status=StatusLists(),
-        now=lambda: live.clock().timestamp(),
-    )
-    try:
-        verifier.verify(token)
-    except InvalidToken as exc:
-        return exc.code
-    return "valid"
 
 
 @pytest.fixture
@@ -113,7 +96,7 @@ def test_every_token_has_an_entry_and_the_list_is_served_as_the_draft_says(
     assert claims["status_list"]["bits"] == 2
     assert len(entries(response.text)) == live.settings.status_list_size // 4
     assert entry(response.text, ref["idx"]) == 0
-    assert outcome(live, token) == "valid"
+    assert status_outcome(live, token, FABLE) == "valid"
 
     # Ready bytes: the same answer until an entry changes, and a 304 for its ETag.
     again = httpx.get(ref["uri"])
@@ -140,7 +123,7 @@ def test_revoking_the_subject_revokes_its_outstanding_tokens(
     subject_id, _ = eligible(*holder)
     tokens = [issue(holder[0], subject_id) for _ in range(2)]
     assert holder[0].post(f"/v1/subjects/{subject_id}/revocations", json={}).status_code == 201
-    assert [outcome(live, t) for t in tokens] == ["revoked", "revoked"]
+    assert [status_outcome(live, t, FABLE) for t in tokens] == ["revoked", "revoked"]
     [event] = events(admin, subject_id=subject_id, type="subject.revoked")
     assert event["data"]["tokens_revoked"] == 2
 
@@ -154,8 +137,8 @@ def test_withdrawing_evidence_revokes_the_tokens_that_relied_on_it(
     token, bystander = issue(operator, subject_id), issue(operator, other_id)
     withdrawn = reviewer.post(f"/v1/evidence/{evidence_id}/withdrawals", json={})
     assert withdrawn.status_code == 200, withdrawn.text
-    assert outcome(live, token) == "revoked"
-    assert outcome(live, bystander) == "valid"
+    assert status_outcome(live, token, FABLE) == "revoked"
+    assert status_outcome(live, bystander, FABLE) == "valid"
     [event] = events(admin, subject_id=subject_id, type="evidence.withdrawn")
     assert event["data"]["tokens_revoked"] == 1
 
@@ -179,8 +162,8 @@ def test_one_token_is_revoked_by_its_jti_with_the_scope_in_its_tenant(
     assert done.json()["status"] == "revoked"
     assert done.json()["changed"] is True
     assert revoker.post(url, json={}).json()["changed"] is False
-    assert outcome(live, token) == "revoked"
-    assert outcome(live, kept) == "valid"
+    assert status_outcome(live, token, FABLE) == "revoked"
+    assert status_outcome(live, kept, FABLE) == "valid"
     first, second = events(admin, subject_id=subject_id, type="token.revoked")
     assert first["data"] == {"jti": jti, "changed": True, "reason_given": True}
     assert second["data"] == {"jti": jti, "changed": False, "reason_given": False}
@@ -233,17 +216,17 @@ def test_a_new_policy_version_revokes_tokens_no_longer_eligible_within_one_ttl(
     citizen, _ = eligible(*holder)
     resident = onboard_lpr()
     kept, lost = issue(operator, citizen, audience), issue(operator, resident, audience)
-    assert [outcome(live, t, audience) for t in (kept, lost)] == ["valid", "valid"]
+    assert [status_outcome(live, t, audience) for t in (kept, lost)] == ["valid", "valid"]
 
     published = admin.put(
         f"/v1/policies/{name}", json={k: v for k, v in nationals.items() if k not in strip}
     )
     assert published.status_code == 201, published.text
     deadline = time.monotonic() + live.settings.status_list_ttl
-    while outcome(live, lost, audience) != "revoked":
+    while status_outcome(live, lost, audience) != "revoked":
         assert time.monotonic() < deadline, "not revoked within one status-list ttl"
         time.sleep(0.1)
-    assert outcome(live, kept, audience) == "valid"
+    assert status_outcome(live, kept, audience) == "valid"
     done = [
         e for e in events(admin, type="tokens.reevaluated") if e["data"]["audience"] == audience
     ]
