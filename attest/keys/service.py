@@ -135,5 +135,9 @@ class KeyService:
             "signing_alg_values_supported": list(ALGORITHMS),
             "max_token_lifetime": HARD_MAX_TOKEN_LIFETIME,
             "jwks_max_age": self._settings.jwks_max_age,
+            # Token Status Lists: each token names its list (status.status_list.uri) under here.
+            "status_list_endpoint": f"{issuer}/v1/status-lists",
+            "status_list_ttl": self._settings.status_list_ttl,
+            "token_revocation_endpoint": f"{issuer}/v1/tokens/{{jti}}/revocations",
             "audit_endpoint": f"{issuer}/v1/audit/events",
         }
