@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +70,13 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def attest_server(**settings: str) -> Iterator[Server]:
-    """Serve attest on a free loopback port with ``ATTEST_<NAME>`` settings added."""
+def attest_server(
+    before_start: Callable[[str], object] | None = None, **settings: str
+) -> Iterator[Server]:
+    """Serve attest on a free loopback port with ``ATTEST_<NAME>`` settings added.
+
+    ``before_start(database_url)`` runs once the fresh database exists and before the
+    server starts (a benchmark may take a lock there first)."""
     work = Path(tempfile.mkdtemp(prefix="attest-bench-"))
     embedded = None
     base_url = os.environ.get("ATTEST_TEST_DATABASE_URL")
@@ -82,6 +87,8 @@ def attest_server(**settings: str) -> Iterator[Server]:
         base_url = embedded.start()
     name = f"attest_bench_{secrets.token_hex(4)}"
     asyncio.run(_admin(base_url, f'CREATE DATABASE "{name}"'))
+    if before_start is not None:
+        before_start(_with_database(base_url, name))
     port = _free_port()
     admin_key = generate_key().api_key
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")} | {
