@@ -60,7 +60,9 @@ done
 curl -fsS "$BASE/readyz" >/dev/null
 
 status=0
-"$BIN/schemathesis" run "$BASE/schema/openapi.json" \
+# Known path parameter values (the seeded audience and policy), so fuzzing gets past 404s.
+CONFIG=${SCHEMATHESIS_RUN_CONFIG:-tests/contract/schemathesis.toml}
+"$BIN/schemathesis" --config-file "$CONFIG" run "$BASE/schema/openapi.json" \
     --url "$BASE" \
     -H "Authorization: Bearer $ADMIN_KEY" \
     --phases examples,coverage,fuzzing \
