@@ -74,6 +74,7 @@ CONFIG=${SCHEMATHESIS_RUN_CONFIG:-tests/contract/schemathesis.toml}
     --no-shrink \
     --request-timeout 10 \
     --generation-allow-x00 true \
+    --generation-database none \
     --report-dir "$WORK/report" "$@" || status=$?
 
 if [ "$status" -ne 0 ]; then
