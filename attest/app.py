@@ -50,6 +50,7 @@ from attest.evidence.routes import (
 )
 from attest.evidence.service import EvidenceService, Providers
 from attest.http import auth, redaction
+from attest.http.openapi import complete_openapi
 from attest.http.problems import exception_handlers
 from attest.http.requests import StrictRequest
 from attest.keys.keyring import Keyring, open_keystore
@@ -491,4 +492,4 @@ def create_app(
         debug=False,
     )
     app.state["runtime"] = runtime
-    return app
+    return complete_openapi(app)

@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from attest.errors import InsufficientScope, Unauthenticated
 from attest.principal import Client
 
-__all__ = ["STATE_KEY", "Authenticator", "current_client", "requires"]
+__all__ = ["STATE_KEY", "Authenticator", "current_client", "guard_scope", "requires"]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
@@ -52,7 +52,15 @@ def requires(scope: str) -> Guard:
             raise InsufficientScope(f"This call needs the scope '{scope}'.", required=scope)
         connection.state.client = client
 
+    # Read by attest.http.openapi: the document names each operation's scope from its guard.
+    guard.scope = scope  # type: ignore[attr-defined]
     return guard
+
+
+def guard_scope(guard: object) -> str | None:
+    """The scope a :func:`requires` guard admits, or None for any other guard."""
+    scope = getattr(guard, "scope", None)
+    return scope if isinstance(scope, str) else None
 
 
 def current_client(connection: ASGIConnection[Any, Any, Any, Any]) -> Client:

@@ -203,9 +203,10 @@ def parse_tile_index(parts: list[str]) -> int | None:
     if not parts or len(parts) > 7:
         return None
     *head, last = parts
-    if not all(len(p) == 4 and p[0] == "x" and p[1:].isdigit() for p in head):
+    # ASCII digits only: str.isdigit() admits superscripts, which int() refuses.
+    if not all(len(p) == 4 and p[0] == "x" and p[1:].isascii() and p[1:].isdigit() for p in head):
         return None
-    if not (len(last) == 3 and last.isdigit()):
+    if not (len(last) == 3 and last.isascii() and last.isdigit()):
         return None
     value = int("".join(p[1:] for p in head) + last)
     if tile_path_index(value) != "/".join(parts):

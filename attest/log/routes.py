@@ -26,19 +26,25 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 Index = Annotated[int, QueryParameter(ge=0, le=2**62)]
 
 
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also admits '¹' or '٣', which int() refuses or reads
+    (a 500 found by schemathesis on GET /v1/log/tile/¹)."""
+    return text.isascii() and text.isdigit()
+
+
 def _tile_address(path: str, *, with_level: bool) -> tuple[int, int, int | None]:
     """(level, N, width) from ``<L>/<N>[.p/<W>]`` (C2SP tlog-tiles), or a 404 problem."""
     parts = path.strip("/").split("/")
     level = 0
     if with_level:
         head = parts.pop(0) if parts else ""
-        if not head.isdigit() or head != str(int(head)) or int(head) > 8:
+        if not _is_decimal(head) or head != str(int(head)) or int(head) > 8:
             raise NotFound("Not a tile path: tile/<L>/<N>[.p/<W>].")
         level = int(head)
     width: int | None = None
     if len(parts) >= 2 and parts[-2].endswith(".p"):
         raw = parts.pop()
-        if not raw.isdigit() or raw != str(int(raw)) or not 0 < int(raw) < merkle.TILE_WIDTH:
+        if not _is_decimal(raw) or raw != str(int(raw)) or not 0 < int(raw) < merkle.TILE_WIDTH:
             raise NotFound("A partial tile's width is 1 to 255.")
         width = int(raw)
         parts[-1] = parts[-1][:-2]

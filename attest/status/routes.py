@@ -17,6 +17,10 @@ __all__ = ["LIST_MEDIA_TYPE", "read_status_list"]
 #: draft-ietf-oauth-status-list 5.1 / 14.7.
 LIST_MEDIA_TYPE = "application/statuslist+jwt"
 
+#: The last second a datetime can hold (9999-12-31T23:59:59Z): a later ``?time`` is a 400,
+#: not a 500 from ``datetime.fromtimestamp`` (found by schemathesis).
+LATEST_TIME = 253402300799
+
 
 @get("/v1/status-lists/{list_id:str}", media_type=LIST_MEDIA_TYPE)
 async def read_status_list(
@@ -24,7 +28,7 @@ async def read_status_list(
     list_id: FromPath[str],
     status_list_service: NamedDependency[StatusListService],
     now: NamedDependency[datetime],
-    time: Annotated[int | None, QueryParameter(ge=0, le=2**40)] = None,
+    time: Annotated[int | None, QueryParameter(ge=0, le=LATEST_TIME)] = None,
 ) -> Response[bytes]:
     """The status list ``list_id``, signed by the active token key; ``?time=<unix seconds>``
     answers the list as it was then (for auditors)."""

@@ -158,7 +158,10 @@ def test_tile_paths(index: int, path: str) -> None:
     assert merkle.parse_tile_index(path.split("/")) == index
 
 
-@pytest.mark.parametrize("path", ["x000/005", "5", "0005", "x01/000", "abc", "x001/x002"])
+@pytest.mark.parametrize(
+    "path",
+    ["x000/005", "5", "0005", "x01/000", "abc", "x001/x002", "00\u00b9", "x\u00b9\u00b2\u00b3/000"],
+)
 def test_non_canonical_tile_paths_are_refused(path: str) -> None:
     assert merkle.parse_tile_index(path.split("/")) is None
 

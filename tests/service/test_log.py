@@ -168,6 +168,11 @@ def _tlog_path(n: int) -> str:
         ("/v1/log/tile/01/000", 404),
         ("/v1/log/tile/0/999", 404),
         ("/v1/log/tile/abc", 404),
+        # Found by schemathesis: non-ASCII digits passed str.isdigit() and failed int() (500).
+        ("/v1/log/tile/%C2%B9", 404),
+        ("/v1/log/tile/0/00%C2%B9", 404),
+        ("/v1/log/tile/0/x%C2%B9%C2%B2%C2%B3/000", 404),
+        ("/v1/log/tile/0/000.p/%C2%B9", 404),
         ("/v1/log/proofs/inclusion?index=5&tree_size=5", 400),
         ("/v1/log/proofs/inclusion?index=0&tree_size=999999999", 404),
         ("/v1/log/proofs/inclusion?index=-1&tree_size=1", 400),
