@@ -31,7 +31,15 @@ __all__ = [
 ]
 
 LIST_COLUMNS = "id, first_slot, size, perm_key"
-NEXT_SLOT = "SELECT nextval('status_slots')"
+# The next slot and the list that may hold it, in one round trip (issuance's hot path).
+NEXT_SLOT = f"""
+WITH s AS (SELECT nextval('status_slots') AS slot)
+SELECT s.slot, l.id, l.first_slot, l.size, l.perm_key FROM s
+LEFT JOIN LATERAL (
+    SELECT {LIST_COLUMNS} FROM status_lists WHERE first_slot <= s.slot
+    ORDER BY first_slot DESC LIMIT 1
+) AS l ON true
+"""
 SELECT_LIST = f"SELECT {LIST_COLUMNS} FROM status_lists WHERE id = $1"
 SELECT_LIST_FOR_SLOT = f"""
 SELECT {LIST_COLUMNS} FROM status_lists WHERE first_slot <= $1 ORDER BY first_slot DESC LIMIT 1
@@ -105,9 +113,11 @@ def _list(row: asyncpg.Record | None) -> StatusList | None:
     return StatusList(row["id"], row["first_slot"], row["size"], bytes(row["perm_key"]))
 
 
-async def next_slot(conn: Conn) -> int:
-    slot: int = await conn.fetchval(NEXT_SLOT)
-    return slot
+async def next_slot(conn: Conn) -> tuple[int, StatusList | None]:
+    """The next slot of the counter and the last list starting at or before it."""
+    row = await conn.fetchrow(NEXT_SLOT)
+    assert row is not None  # noqa: S101 - the CTE always yields one row
+    return row["slot"], _list(row) if row["id"] is not None else None
 
 
 async def list_for_slot(conn: Conn, slot: int) -> StatusList | None:

@@ -15,7 +15,7 @@ import secrets
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 import asyncpg
@@ -63,8 +63,7 @@ async def allocate(conn: Conn, *, list_size: int, now: datetime) -> StatusRef:
     """A fresh entry for a token about to be recorded on ``conn``: the next slot of the
     internal counter, through its list's keyed permutation (a full list is followed by a
     new one of ``list_size`` entries). Record it with :func:`attach` once the token is."""
-    slot = await repository.next_slot(conn)
-    found = await repository.list_for_slot(conn, slot)
+    slot, found = await repository.next_slot(conn)
     while found is None or not found.holds(slot):
         last = await repository.last_list(conn)
         next_id = 1 if last is None else last.id + 1
@@ -201,8 +200,3 @@ class StatusListService:
         body = signer.sign_jwt(claims, LIST_TYPE).encode("ascii")
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return ListToken(body, etag, self._ttl)
-
-
-def parse_time(value: int) -> datetime:
-    """``?time=`` (unix seconds) as an aware datetime."""
-    return datetime.fromtimestamp(value, UTC)

@@ -74,7 +74,6 @@ class _Denied:
     """A refusal recorded in the transaction; raised once it committed."""
 
     error: AttestError
-    audience: str
 
 
 #: The sliding window of the sharing signals (DESIGN.md: 24 h).
@@ -164,8 +163,7 @@ class TokenService:
                 AudienceSuspended(
                     f"The audience '{audience.audience}' is suspended: no tokens are issued.",
                     reasons=["The audience is suspended."],
-                ),
-                audience.audience,
+                )
             )
         eligibility = await policies.decide(conn, subject, audience.policy_name, now)
         decision = eligibility.decision
@@ -179,8 +177,7 @@ class TokenService:
                     reason_details=reasons,
                     policy=decision.policy,
                     policy_version=decision.policy_version,
-                ),
-                audience.audience,
+                )
             )
         if audience.max_holder_keys is not None and cnf_jkt is not None:
             shared = await self._holder_key_limit(conn, client, subject, audience, cnf_jkt, now)
@@ -188,7 +185,7 @@ class TokenService:
                 await self._record_denial(
                     conn, client, subject, audience.audience, decision, now, ["holder_key_limit"]
                 )
-                return _Denied(shared, audience.audience)
+                return _Denied(shared)
         await self._clients_signal(conn, client, subject, audience.audience, now)
         return await self._sign_and_record(
             conn, client, subject, audience, eligibility, cnf_jkt, now
@@ -244,21 +241,16 @@ class TokenService:
         )
         if cnf_jkt in seen or len(seen) < limit:
             return None
-        await audit.record(
+        await self._sharing_suspected(
             conn,
-            "subject.sharing_suspected",
-            occurred_at=now,
-            actor=client.id,
-            tenant=subject.tenant,
-            subject_id=subject.id,
-            data={
-                "signal": "holder_key_limit",
-                "audience": audience.audience,
-                "holder_keys": len(seen) + 1,
-                "limit": limit,
-            },
+            client,
+            subject,
+            audience.audience,
+            "holder_key_limit",
+            now,
+            holder_keys=len(seen) + 1,
+            limit=limit,
         )
-        self._metrics.sharing_suspected.labels(audience.audience, "holder_key_limit").inc()
         message = (
             f"The subject's tokens for this audience are already bound to {len(seen)} holder "
             f"keys in the last 24 h, the most it allows ({limit}): a new key is refused."
@@ -279,6 +271,21 @@ class TokenService:
         )
         if others == 0:
             return
+        await self._sharing_suspected(
+            conn, client, subject, audience, "multiple_clients", now, clients=others + 1
+        )
+
+    async def _sharing_suspected(
+        self,
+        conn: Conn,
+        client: Client,
+        subject: Subject,
+        audience: str,
+        signal: str,
+        now: datetime,
+        **details: int,
+    ) -> None:
+        """Record a sharing signal (subject.sharing_suspected) and count it in /metrics."""
         await audit.record(
             conn,
             "subject.sharing_suspected",
@@ -286,9 +293,9 @@ class TokenService:
             actor=client.id,
             tenant=subject.tenant,
             subject_id=subject.id,
-            data={"signal": "multiple_clients", "audience": audience, "clients": others + 1},
+            data={"signal": signal, "audience": audience, **details},
         )
-        self._metrics.sharing_suspected.labels(audience, "multiple_clients").inc()
+        self._metrics.sharing_suspected.labels(audience, signal).inc()
 
     async def _sign_and_record(
         self,
