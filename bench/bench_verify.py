@@ -6,6 +6,8 @@ All cases run in one process on the same tokens:
   cached          attest.verify, the same token repeated (cache hit)
   async remote    verify_async, cache_size=0, RemoteJWKS against a local HTTP server, warm
   async cached    verify_async, RemoteJWKS, the same token repeated
+  file            verify, JWKSFile (a JWKS file on disk, looked at once per check_interval),
+                  uncached and cached
   pyjwt           jwt.decode with full claim checks (exp, nbf, iat, iss, aud, required claims)
 
 The machine may be shared and noisy, so the cases are interleaved in small blocks (BLOCK
@@ -22,8 +24,10 @@ import asyncio
 import base64
 import http.server
 import json
+import os
 import secrets
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from attest.verify import InvalidToken, RemoteJWKS, Verifier
+from attest.verify import InvalidToken, JWKSFile, RemoteJWKS, Verifier
 
 ISSUER = "https://attest.example"
 AUDIENCE = "model:fable-5"
@@ -161,6 +165,13 @@ def main() -> None:  # noqa: PLR0915 - one linear script, read top to bottom
     cached = Verifier(issuer=ISSUER, audience=AUDIENCE, keys={"keys": [jwk]})
     remote = Verifier(issuer=ISSUER, audience=AUDIENCE, keys=RemoteJWKS(server.url), cache_size=0)
     remote_cached = Verifier(issuer=ISSUER, audience=AUDIENCE, keys=RemoteJWKS(server.url))
+    fd, jwks_path = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"keys": [jwk]}, fh)
+    file_uncached = Verifier(
+        issuer=ISSUER, audience=AUDIENCE, keys=JWKSFile(jwks_path), cache_size=0
+    )
+    file_cached = Verifier(issuer=ISSUER, audience=AUDIENCE, keys=JWKSFile(jwks_path))
     pyjwt_key = jwt.PyJWK(jwk).key
     loop = asyncio.new_event_loop()
 
@@ -175,6 +186,16 @@ def main() -> None:  # noqa: PLR0915 - one linear script, read top to bottom
 
     def attest_cached(i: int) -> None:
         verify, token = cached.verify, tokens[0]
+        for _ in range(BLOCK):
+            verify(token)
+
+    def file_uncached_block(i: int) -> None:
+        verify = file_uncached.verify
+        for token in tokens[i : i + BLOCK]:
+            verify(token)
+
+    def file_cached_block(i: int) -> None:
+        verify, token = file_cached.verify, tokens[0]
         for _ in range(BLOCK):
             verify(token)
 
@@ -204,6 +225,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script, read top to bottom
     for i in range(0, N_TOKENS, BLOCK):
         baseline(i)
         attest_uncached(i)
+        file_uncached_block(i)
         loop.run_until_complete(remote_block(i))
         pyjwt_decode(i)
     loop.run_until_complete(remote_cached_block())
@@ -220,6 +242,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script, read top to bottom
             "verify_async + RemoteJWKS, cached": lambda i: loop.run_until_complete(
                 remote_cached_block()
             ),
+            "verify + JWKSFile, uncached": file_uncached_block,
+            "verify + JWKSFile, cached": file_cached_block,
             "PyJWT jwt.decode, full claim checks": pyjwt_decode,
         }
     )
@@ -265,8 +289,17 @@ def main() -> None:  # noqa: PLR0915 - one linear script, read top to bottom
     print(f"cached / baseline = {cached_paired:.1f} paired (target >= 20)")
     print(f"verify_async + RemoteJWKS: uncached {remote_paired:.3f}, cached "
           f"{remote_cached_paired:.1f} paired (same targets)")  # fmt: skip
+    file_paired = results["verify + JWKSFile, uncached"][1]
+    file_cached_paired = results["verify + JWKSFile, cached"][1]
+    print(f"verify + JWKSFile: uncached {file_paired:.3f}, cached "
+          f"{file_cached_paired:.1f} paired (same targets)")  # fmt: skip
+    print(
+        f"JWKSFile / StaticJWKS: uncached {file_paired / uncached_paired:.3f}, "
+        f"cached {file_cached_paired / cached_paired:.2f}"
+    )
     loop.close()
     server.close()
+    os.unlink(jwks_path)
 
 
 if __name__ == "__main__":

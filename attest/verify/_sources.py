@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ._errors import KeySourceUnavailable
@@ -72,36 +74,59 @@ class StaticJWKS:
 
 
 class JWKSFile:
-    """A JWKS file on disk (air-gapped bundle); reloaded when its mtime, size or inode change.
+    """A JWKS file on disk (air-gapped bundle), reloaded when its mtime, size or inode change.
 
-    An unreadable or invalid file fails closed (``key_source_unavailable``) until it changes.
+    The file is looked at (one ``os.stat``) at most once per ``check_interval`` seconds
+    (default 1 s, on the monotonic ``clock``), so a verify costs a dict lookup, as with
+    :class:`StaticJWKS`; a rewritten file is picked up within ``check_interval``. A ``kid``
+    the current set does not hold triggers a look at once, at most once per
+    ``unknown_kid_check_interval`` seconds (default 0.05 s), so a key rotated into the file
+    is found on its first token while a flood of bogus kids costs at most 20 stats a second.
+    A changed file is parsed once; an unreadable or invalid file fails closed
+    (``key_source_unavailable``) until it changes.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        check_interval: float = 1.0,
+        unknown_kid_check_interval: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= unknown_kid_check_interval <= check_interval:
+            raise ValueError("need 0 <= unknown_kid_check_interval <= check_interval")
         self.path = os.fspath(path)
+        self.check_interval = check_interval
+        self.unknown_kid_check_interval = unknown_kid_check_interval
+        self._clock = clock
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._set: KeySet | None = None
         self._error = "not loaded yet"
+        self._last_kid_check = -math.inf
+        # (set or None, until): before ``until`` (monotonic) the file is not looked at again.
+        # One attribute read of an immutable pair, so a concurrent reload is seen whole.
+        self._hot: tuple[KeySet | None, float] = (None, -math.inf)
 
     @property
     def rejected(self) -> list[tuple[str | None, str]]:
         """Keys refused from the current file, as ``(kid, reason)``."""
         return list(self._set.rejected) if self._set is not None else []
 
-    def _current(self) -> KeySet:
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            raise KeySourceUnavailable(f"JWKS file unreadable: {exc.strerror}") from exc
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if stamp != self._stamp:
-            with self._lock:
+    def _check(self, t: float) -> None:
+        """Look at the file (stat, and reload if it changed); callers share one look."""
+        with self._lock:
+            try:
+                st = os.stat(self.path)
+            except OSError as exc:
+                self._set, self._stamp = None, None
+                self._error = f"JWKS file unreadable: {exc.strerror}"
+            else:
+                stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
                 if stamp != self._stamp:
                     self._reload(stamp)
-        if self._set is None:
-            raise KeySourceUnavailable(self._error)
-        return self._set
+            self._hot = (self._set, t + self.check_interval)
 
     def _reload(self, stamp: tuple[int, int, int]) -> None:
         try:
@@ -116,9 +141,30 @@ class JWKSFile:
         self._stamp = stamp
 
     def get(self, kid: str, now: float, *, fetch: bool = True) -> VerificationKey | None:
-        """The admitted key named ``kid`` in the file as it is now, or None."""
-        return self._current().keys.get(kid)
+        """The admitted key named ``kid`` in the file as last looked at, or None.
+
+        ``now`` (the verifier's clock) is not used: file checks run on the monotonic clock.
+        """
+        t = self._clock()
+        key_set, until = self._hot
+        if t >= until:  # due: look at the file
+            self._check(t)
+            key_set = self._hot[0]
+        elif key_set is not None:
+            key = key_set.keys.get(kid)
+            if key is not None:
+                return key  # the per-request path: a known kid in a fresh set
+        if key_set is not None and kid in key_set.keys:
+            return key_set.keys[kid]
+        # An unknown kid (or no usable set): look at the file at once, rate-limited.
+        if t - self._last_kid_check >= self.unknown_kid_check_interval and t < until:
+            self._last_kid_check = t
+            self._check(t)
+            key_set = self._hot[0]
+        if key_set is None:
+            raise KeySourceUnavailable(self._error)
+        return key_set.keys.get(kid)
 
     def fetch(self, kid: str, now: float) -> None:
-        """Reload the file if it changed."""
-        self._current()
+        """Look at the file now (blocking)."""
+        self._check(self._clock())

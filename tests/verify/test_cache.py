@@ -124,11 +124,15 @@ def test_key_removed_from_file_rejects_cached_token(
 ) -> None:
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps({"keys": [mint.es.jwk, mint.ed.jwk]}))
-    v = make(JWKSFile(path), clock)
+    mono = Clock(0.0)
+    source = JWKSFile(path, clock=mono)
+    v = make(source, clock)
     token = mint()
     v.verify(token)
     path.write_text(json.dumps({"keys": [mint.ed.jwk]}))
     os.utime(path, ns=(10**18, 10**18))
+    assert v.verify(token)["jti"] == "jti-0001"  # the file is looked at once per interval
+    mono.t += source.check_interval
     with pytest.raises(InvalidToken) as info:
         v.verify(token)
     assert info.value.code == "unknown_key"
@@ -139,12 +143,15 @@ def test_key_replaced_under_same_kid_rejects_cached_token(
 ) -> None:
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps({"keys": [mint.es.jwk]}))
-    v = make(JWKSFile(path), clock)
+    mono = Clock(0.0)
+    source = JWKSFile(path, clock=mono)
+    v = make(source, clock)
     token = mint()
     v.verify(token)
     impostor = {**new_es256().jwk, "kid": mint.es.kid}
     path.write_text(json.dumps({"keys": [impostor]}))
     os.utime(path, ns=(10**18, 10**18))
+    mono.t += source.check_interval
     with pytest.raises(InvalidToken) as info:
         v.verify(token)
     assert info.value.code == "bad_signature"

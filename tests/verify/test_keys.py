@@ -145,34 +145,104 @@ def write_jwks(path: Path, keys: list[dict[str, Any]], mtime: int) -> None:
 def test_jwks_file_reloads_on_change(tmp_path: Path, mint: Minter, clock: Clock) -> None:
     path = tmp_path / "jwks.json"
     write_jwks(path, [mint.es.jwk], 1000)
-    v = Verifier(issuer=ISSUER, audience=AUDIENCE, keys=JWKSFile(path), now=clock, cache_size=0)
+    mono = Clock(0.0)
+    source = JWKSFile(path, clock=mono)
+    v = Verifier(issuer=ISSUER, audience=AUDIENCE, keys=source, now=clock, cache_size=0)
     assert v.verify(mint())["jti"] == "jti-0001"
     with pytest.raises(InvalidToken, match="kid") as info:
         v.verify(mint(key=mint.ed))
     assert info.value.code == "unknown_key"
+    mono.t += source.unknown_kid_check_interval
     write_jwks(path, [mint.ed.jwk], 2000)  # rotation: es256 key removed, ed25519 added
-    assert v.verify(mint(key=mint.ed))["jti"] == "jti-0001"
+    assert v.verify(mint(key=mint.ed))["jti"] == "jti-0001"  # a new kid is looked up at once
     with pytest.raises(InvalidToken) as info:
         v.verify(mint())
     assert info.value.code == "unknown_key"
+
+
+def test_jwks_file_rewrite_is_picked_up_within_check_interval(
+    tmp_path: Path, mint: Minter, clock: Clock
+) -> None:
+    """A known kid is served without looking at the file until check_interval has passed."""
+    path = tmp_path / "jwks.json"
+    write_jwks(path, [mint.es.jwk, mint.ed.jwk], 1000)
+    mono = Clock(0.0)
+    source = JWKSFile(path, check_interval=1.0, clock=mono)
+    v = Verifier(issuer=ISSUER, audience=AUDIENCE, keys=source, now=clock, cache_size=0)
+    token = mint()
+    assert v.verify(token)["jti"] == "jti-0001"
+    write_jwks(path, [mint.ed.jwk], 2000)  # the es256 key is withdrawn
+    mono.t = 0.999
+    assert v.verify(token)["jti"] == "jti-0001"  # not looked at yet: still inside the interval
+    mono.t = 1.0
+    with pytest.raises(InvalidToken) as info:
+        v.verify(token)
+    assert info.value.code == "unknown_key"
+    assert v.verify(mint(key=mint.ed))["jti"] == "jti-0001"
+
+
+def test_jwks_file_looks_at_most_once_per_interval(
+    tmp_path: Path, mint: Minter, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Known kids cost no stat inside the interval; a flood of unknown kids is rate-limited."""
+    path = tmp_path / "jwks.json"
+    write_jwks(path, [mint.es.jwk], 1000)
+    mono = Clock(0.0)
+    source = JWKSFile(path, check_interval=1.0, unknown_kid_check_interval=0.1, clock=mono)
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(p: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if os.fspath(p) == source.path:
+            stats.append(os.fspath(p))
+        return real_stat(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    assert source.get(mint.es.kid, NOW) is not None
+    assert len(stats) == 1
+    for i in range(1000):
+        mono.t = i / 1000 * 0.99
+        assert source.get(mint.es.kid, NOW) is not None
+    assert len(stats) == 1  # a known kid: no stat inside the interval
+    mono.t = 0.0
+    for i in range(100):  # 100 unknown kids over 0.5 s: at most one look per 0.1 s
+        mono.t = i * 0.005
+        assert source.get(f"bogus-{i}", NOW) is None
+    assert 2 <= len(stats) <= 1 + 5
+    mono.t = 1.0
+    assert source.get(mint.es.kid, NOW) is not None
+    assert len(stats) <= 1 + 5 + 1
+
+
+def test_jwks_file_bad_interval_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="interval"):
+        JWKSFile(tmp_path / "j.json", check_interval=0.01, unknown_kid_check_interval=0.1)
 
 
 def test_jwks_file_missing_or_invalid_fails_closed(
     tmp_path: Path, mint: Minter, clock: Clock
 ) -> None:
     path = tmp_path / "jwks.json"
-    source = JWKSFile(path)
+    mono = Clock(0.0)
+    source = JWKSFile(path, clock=mono)
     v = Verifier(issuer=ISSUER, audience=AUDIENCE, keys=source, now=clock, cache_size=0)
     with pytest.raises(InvalidToken) as info:
         v.verify(mint())
     assert info.value.code == "key_source_unavailable"
     path.write_text("{not json")
+    mono.t += source.check_interval
     with pytest.raises(InvalidToken) as info:
         v.verify(mint())
     assert info.value.code == "key_source_unavailable"
     write_jwks(path, [mint.es.jwk, {"kty": "oct", "kid": "h", "k": "c2VjcmV0"}], 3000)
+    mono.t += source.unknown_kid_check_interval  # no usable set: looked at again soon
     assert v.verify(mint())["sub"] == "pairwise-subject-1"
     assert source.rejected == [("h", source.rejected[0][1])]
+    path.unlink()  # the file disappears: fail closed once it is looked at again
+    mono.t += source.check_interval
+    with pytest.raises(InvalidToken) as info:
+        v.verify(mint())
+    assert info.value.code == "key_source_unavailable"
 
 
 # --- RemoteJWKS ----------------------------------------------------------------------
