@@ -39,6 +39,7 @@ from attest.clock import Clock, utc_now
 from attest.db import Conn, roles
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
+from attest.db.notify import ChangeFeed
 from attest.db.pool import create_pool, init_connection
 from attest.devsecrets import resolve_secret
 from attest.evidence.idp import ProviderConfigError, load_providers
@@ -247,6 +248,12 @@ async def _start_log(
     return asyncio.create_task(log_service.run(clock), name="attest-log")
 
 
+def _listen(app: Litestar, dsn: str) -> asyncio.Task[None]:
+    """Change notifications for what is served from memory (attest.db.notify)."""
+    feed: ChangeFeed = app.state["change_feed"]
+    return asyncio.create_task(feed.run(_connector(dsn), retry=1.0), name="attest-notify")
+
+
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
 
@@ -305,7 +312,9 @@ def _services(
     """Build every service once and put them where handlers (and guards) find them."""
     # The access log never writes a query string: one may carry a credential.
     redaction.install()
-    keys = KeyService(pool, keyring, settings)
+    app.state["clock"] = clock  # read by the busiest public reads instead of injecting `now`
+    feed = app.state["change_feed"] = ChangeFeed()
+    keys = KeyService(pool, keyring, settings, feed=feed)
     policies = PolicyService(pool, settings)
     # Rate-limit counters shared by every instance: Redis when configured, else PostgreSQL.
     counters = RedisCounters(settings.redis_url) if settings.redis_url else PostgresCounters(pool)
@@ -328,7 +337,12 @@ def _services(
         evidence=evidence,
     )
     app.state["status_list_service"] = StatusListService(
-        pool, issuer=settings.issuer, ttl=settings.status_list_ttl, signer=keyring
+        pool,
+        issuer=settings.issuer,
+        ttl=settings.status_list_ttl,
+        signer=keyring,
+        feed=feed,
+        recheck=settings.published_recheck_ms / 1000,
     )
     return keys
 
@@ -447,7 +461,10 @@ def create_app(
                     clock=clock,
                 )
                 tasks = _background(app, settings, key_service, clock)
-                tasks.append(await _start_log(app, pool, settings, keystore, dsn, clock))
+                tasks += [
+                    await _start_log(app, pool, settings, keystore, dsn, clock),
+                    _listen(app, dsn),
+                ]
                 if result.generated_admin_key:
                     say(
                         "\n  attest: bootstrap admin API key (shown once, store it now):\n"

@@ -151,6 +151,10 @@ class Settings:
     pkcs11_pin: str | None = field(default=None, repr=False)
     #: PKCS#11 keystore: file whose first line is the user PIN.
     pkcs11_pin_file: str | None = None
+    #: The JWKS and status lists are served from memory and dropped when a change is
+    #: notified (LISTEN/NOTIFY); if a notification is lost, at most this long (milliseconds)
+    #: passes before an instance checks the database again.
+    published_recheck_ms: int = 1000
 
     def four_eyes_min_for(self, tenant: str) -> str:
         """The four-eyes threshold of ``tenant``: its override, else the global one."""
@@ -254,6 +258,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "status_list_size": (16, 1 << 24),
     "status_list_ttl": (1, 3600),
     "status_reevaluation_interval_ms": (50, 60_000),
+    "published_recheck_ms": (0, 1000),
 }
 
 

@@ -58,6 +58,8 @@ class JwksDocument:
     body: bytes
     etag: str
     published: tuple[tuple[str, str], ...]
+    #: ``Cache-Control`` and ``ETag``, made once with the bytes (never mutate it).
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)

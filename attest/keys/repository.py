@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from attest.db import Conn
+from attest.db.notify import KEYS_CHANNEL
 from attest.keys.models import SigningKey
 
 __all__ = [
@@ -73,6 +74,7 @@ UPDATE_STATE = {
     "compromised": """UPDATE signing_keys SET state = 'compromised', compromised_at = $2
         WHERE kid = $1""",
 }
+NOTIFY = "SELECT pg_notify($1, $2)"
 SELECT_LAST_EXPIRY = "SELECT max(expires_at) FROM attestations WHERE kid = $1"
 SELECT_MAX_LIFETIME = "SELECT max(token_lifetime) FROM audiences"
 
@@ -148,6 +150,7 @@ async def insert_active_key(
     now: datetime,
 ) -> None:
     await conn.execute(INSERT_ACTIVE, kid, alg, public_jwk, keystore_ref, now)
+    await notify_keys(conn, kid)
 
 
 async def insert_pending_key(
@@ -160,6 +163,7 @@ async def insert_pending_key(
     activate_after: datetime,
 ) -> None:
     await conn.execute(INSERT_PENDING, kid, alg, public_jwk, keystore_ref, now, activate_after)
+    await notify_keys(conn, kid)
 
 
 async def set_state(
@@ -169,6 +173,12 @@ async def set_state(
         await conn.execute(UPDATE_STATE[state], kid, at, until)
     else:
         await conn.execute(UPDATE_STATE[state], kid, at)
+    await notify_keys(conn, kid)
+
+
+async def notify_keys(conn: Conn, kid: str) -> None:
+    """Every instance rebuilds its JWKS and re-reads its signer when this commits."""
+    await conn.execute(NOTIFY, KEYS_CHANNEL, kid)
 
 
 async def last_expiry(conn: Conn, kid: str) -> datetime | None:

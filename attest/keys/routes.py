@@ -5,32 +5,46 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
+from litestar.response.base import ASGIResponse
 
 from attest.errors import InvalidInput
 from attest.http.auth import current_client, requires
 from attest.http.bodies import Body
+from attest.http.ready import ReadyAnswers, if_none_match, not_modified
 from attest.keys.models import SigningKey
 from attest.keys.service import AudienceDirectory, KeyService, LogDirectory
 
-__all__ = ["configuration", "jwks", "key_history", "list_keys", "revoke_key", "rotate_keys"]
+#: RFC 7517 8.5.
+JWKS_MEDIA_TYPE = "application/jwk-set+json"
+
+__all__ = [
+    "JWKS_MEDIA_TYPE",
+    "configuration",
+    "jwks",
+    "key_history",
+    "list_keys",
+    "revoke_key",
+    "rotate_keys",
+]
+
+
+#: The ready 200 answer of the JWKS, remade when the document changes.
+_JWKS_ANSWERS = ReadyAnswers(JWKS_MEDIA_TYPE, limit=4)
 
 
 @get("/.well-known/jwks.json", include_in_schema=True)
-async def jwks(
-    request: Request[Any, Any, Any], key_service: NamedDependency[KeyService]
-) -> Response[bytes]:
+async def jwks(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Keys verifiers may need now: pending, active and retiring."""
-    document = await key_service.jwks()
-    headers = {
-        "Cache-Control": f"public, max-age={key_service.jwks_max_age}",
-        "ETag": document.etag,
-    }
-    if document.etag in request.headers.get("if-none-match", ""):
-        return Response(b"", status_code=304, headers=headers)
-    return Response(document.body, media_type="application/jwk-set+json", headers=headers)
+    # The busiest public read: ready bytes in a ready ASGI answer, the service read off the
+    # application state instead of being injected, no Response conversion per request.
+    key_service: KeyService = request.app.state["key_service"]
+    document = key_service.ready_jwks() or await key_service.jwks()
+    if document.etag in if_none_match(request.scope):
+        return not_modified(document.headers)
+    return _JWKS_ANSWERS.answer(None, document, document.body, document.headers)
 
 
 @get("/.well-known/attest-configuration")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import time
 import uuid
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 
+from attest.db.notify import KEYS_CHANNEL, ChangeFeed
 from attest.keys import lifecycle, repository
 from attest.keys.keyring import Keyring
 from attest.keys.models import JwksDocument, Plan, Revocation, Rotation, SigningKey
@@ -50,20 +53,46 @@ class LogDirectory(Protocol):
         ...
 
 
-def _jwks_document(keys: list[SigningKey]) -> JwksDocument:
+def _jwks_document(keys: list[SigningKey], max_age: int) -> JwksDocument:
     body = json.dumps({"keys": [k.jwk() for k in keys]}, separators=(",", ":")).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return JwksDocument(body, etag, tuple((k.kid, k.state) for k in keys))
+    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
+    return JwksDocument(body, etag, tuple((k.kid, k.state) for k in keys), headers)
 
 
 class KeyService:
-    def __init__(self, pool: asyncpg.Pool, keyring: Keyring, settings: Settings) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        keyring: Keyring,
+        settings: Settings,
+        *,
+        feed: ChangeFeed | None = None,
+    ) -> None:
         self._pool = pool
         #: The instance's one cache of the active signer (tokens sign with ``keyring.active``).
         self.keyring = keyring
         self._settings = settings
         self._policy = lifecycle.KeyPolicy.from_settings(settings)
         self._jwks: JwksDocument | None = None
+        self._feed = feed
+        self._recheck = settings.published_recheck_ms / 1000
+        # When (monotonic) and at which key-channel epoch ``_jwks`` was last checked current.
+        self._jwks_checked = (-math.inf, -1)
+
+    def ready_jwks(self) -> JwksDocument | None:
+        """The JWKS as kept, if it is known to be current without asking the database:
+        no key change notified since it was checked, at most ``published_recheck_ms`` ago."""
+        document, (checked, epoch) = self._jwks, self._jwks_checked
+        feed = self._feed
+        if (
+            document is None
+            or feed is None
+            or not feed.trusts(KEYS_CHANNEL, epoch)
+            or time.monotonic() >= checked + self._recheck
+        ):
+            return None
+        return document
 
     @property
     def jwks_max_age(self) -> int:
@@ -73,20 +102,29 @@ class KeyService:
     async def jwks(self) -> JwksDocument:
         """The JWKS (pending, active and retiring keys) as bytes with their ETag.
 
-        Any instance may change the key set, so each call reads the published (kid, state)
-        list; the document is rebuilt only when that differs from the one it was made from
-        (a kid names immutable key material, 0003_keys.sql).
+        Any instance may change the key set; every change notifies every instance
+        (:mod:`attest.db.notify`), and without a notification the kept document is served
+        for at most ``published_recheck_ms``. Otherwise a call reads the published
+        (kid, state) list; the document is rebuilt only when that differs from the one it
+        was made from (a kid names immutable key material, 0003_keys.sql).
         """
+        ready = self.ready_jwks()
+        if ready is not None:
+            return ready
+        # The epoch before the read: a change notified during it leaves the result untrusted.
+        epoch = self._feed.epoch(KEYS_CHANNEL) if self._feed is not None else -1
+        checked = time.monotonic()
         async with self._pool.acquire() as conn:
             published = await repository.published_states(conn)
             kept = self._jwks
             if kept is not None and kept.published == published:
+                self._jwks_checked = (checked, epoch)
                 return kept
             keys = await repository.published_keys(conn)
         # Cached under the (kid, state)s it was made from, read with it: if the set changed
-        # between the two reads, the next call sees a difference and rebuilds.
-        document = _jwks_document(keys)
-        self._jwks = document
+        # between the two reads, the next check sees a difference and rebuilds.
+        document = _jwks_document(keys, self._settings.jwks_max_age)
+        self._jwks, self._jwks_checked = document, (checked, epoch)
         return document
 
     async def keys(self) -> list[SigningKey]:

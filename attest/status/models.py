@@ -42,6 +42,8 @@ class ListToken:
     body: bytes
     etag: str
     ttl: int
+    #: ``Cache-Control`` and ``ETag``, made once with the bytes (never mutate it).
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)

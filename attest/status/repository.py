@@ -12,6 +12,7 @@ from datetime import datetime
 import asyncpg
 
 from attest.db import Conn
+from attest.db.notify import STATUS_CHANNEL
 from attest.status.models import Reevaluation, StatusList
 
 __all__ = [
@@ -58,6 +59,7 @@ SELECT idx, status FROM (
     WHERE list_id = $1 AND changed_at <= $2 ORDER BY idx, id DESC
 ) AS latest WHERE status <> 0
 """
+NOTIFY = "SELECT pg_notify($1, $2)"
 SELECT_VERSION = "SELECT coalesce(max(id), 0) FROM token_status_changes WHERE list_id = $1"
 
 # One statement per selection: mark the entries, append their history, count them.
@@ -149,6 +151,9 @@ async def set_status(
     """Set the entries of the tokens ``by`` names (jti, subject, evidence, kid, jtis) to
     ``status``; an INVALID entry stays INVALID. The number of entries changed."""
     count: int = await conn.fetchval(MARK[by], status, now, str(value) if by != "jtis" else value)
+    if count:
+        # Every instance drops its ready lists when this commits (attest.db.notify).
+        await conn.execute(NOTIFY, STATUS_CHANNEL, "")
     return count
 
 

@@ -5,13 +5,21 @@ The module functions take the caller's connection: an entry is allocated in the
 transaction that records its token, and a revocation marks entries in the transaction of
 the change (and audit event) that caused it. :class:`StatusListService` serves the signed
 lists from bytes kept ready, rebuilt only when an entry of that list changed.
+
+A ready list is served without touching the database while the instance's change feed
+(:mod:`attest.db.notify`) is live and neither a status change nor a key change was notified
+since it was last checked, and for at most ``recheck`` seconds (default 1 s) since that
+check: a revocation reaches the served list when its NOTIFY arrives (at its commit), and at
+the latest ``recheck`` seconds later if a notification is ever lost.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import secrets
+import time
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -21,6 +29,7 @@ from typing import Protocol
 import asyncpg
 
 from attest.db import Conn
+from attest.db.notify import KEYS_CHANNEL, STATUS_CHANNEL, ChangeFeed
 from attest.errors import NotFound
 from attest.status import repository
 from attest.status.models import ListToken, Reevaluation, Status, StatusRef
@@ -143,17 +152,47 @@ class _Ready:
     kid: str
     signed_at: int
     token: ListToken
+    #: When (monotonic) and at which change-feed epochs it was last checked current.
+    checked: float
+    status_epoch: int
+    keys_epoch: int
 
 
 class StatusListService:
     """Serves Status List Tokens, signed by the active token key."""
 
-    def __init__(self, pool: asyncpg.Pool, *, issuer: str, ttl: int, signer: ActiveSigner) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        issuer: str,
+        ttl: int,
+        signer: ActiveSigner,
+        feed: ChangeFeed | None = None,
+        recheck: float = 1.0,
+    ) -> None:
         self._pool = pool
         self._issuer = issuer
         self._ttl = ttl
         self._signer = signer
+        self._feed = feed
+        self._recheck = recheck
         self._ready: dict[int, _Ready] = {}
+
+    def ready_token(self, list_id: int, now: datetime) -> ListToken | None:
+        """The current list ``list_id`` if it can be served as kept, without any I/O."""
+        ready = self._ready.get(list_id)
+        feed = self._feed
+        if (
+            ready is None
+            or feed is None
+            or not feed.trusts(STATUS_CHANNEL, ready.status_epoch)
+            or not feed.trusts(KEYS_CHANNEL, ready.keys_epoch)
+            or time.monotonic() >= ready.checked + self._recheck
+            or now.timestamp() >= ready.signed_at + self._ttl / 2
+        ):
+            return None
+        return ready.token
 
     async def list_token(
         self, list_id: int, now: datetime, at: datetime | None = None
@@ -162,9 +201,17 @@ class StatusListService:
 
         The current list is kept ready: it is rebuilt and re-signed only when one of its
         entries changed, the signing key changed, or half its ttl has passed (so a served
-        token always has more than a ttl before it expires).
+        token always has more than a ttl before it expires); see the module for when the
+        database is asked.
         """
+        if at is None and (token := self.ready_token(list_id, now)) is not None:
+            return token
         issued = int(now.timestamp())
+        feed = self._feed
+        # The epochs before the reads: a change notified during them leaves this untrusted.
+        status_epoch = feed.epoch(STATUS_CHANNEL) if feed is not None else 0
+        keys_epoch = feed.epoch(KEYS_CHANNEL) if feed is not None else 0
+        checked = time.monotonic()
         async with self._pool.acquire() as conn:
             found = await repository.get_list(conn, list_id)
             if found is None:
@@ -181,10 +228,15 @@ class StatusListService:
                 and ready.kid == signer.kid
                 and issued < ready.signed_at + self._ttl / 2
             ):
+                self._ready[list_id] = dataclasses.replace(
+                    ready, checked=checked, status_epoch=status_epoch, keys_epoch=keys_epoch
+                )
                 return ready.token
             entries = await repository.entries(conn, list_id)
         token = self._sign(signer, list_id, found.size, entries, issued)
-        self._ready[list_id] = _Ready(version, signer.kid, issued, token)
+        self._ready[list_id] = _Ready(
+            version, signer.kid, issued, token, checked, status_epoch, keys_epoch
+        )
         return token
 
     def _sign(
@@ -199,4 +251,5 @@ class StatusListService:
         }
         body = signer.sign_jwt(claims, LIST_TYPE).encode("ascii")
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        return ListToken(body, etag, self._ttl)
+        headers = {"Cache-Control": f"public, max-age={self._ttl}", "ETag": etag}
+        return ListToken(body, etag, self._ttl, headers)
