@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -215,11 +216,17 @@ async def _grant_service(owner: Conn, dsn: str) -> None:
         await roles.grant_service(owner, role)
 
 
-def _connector(dsn: str) -> Callable[[], Any]:
-    """Dedicated connections (the log sequencer's: it holds its advisory lock on one)."""
+def _connector(dsn: str, name: str | None = None) -> Callable[[], Any]:
+    """Dedicated connections (the log sequencer's: it holds its advisory lock on one).
+
+    ``name`` becomes the connection's ``application_name`` with this process's id, so
+    ``pg_stat_activity`` (joined with ``pg_locks``) tells which instance leads the log."""
+    settings = {"application_name": f"{name} pid {os.getpid()}"} if name else None
 
     async def connect() -> asyncpg.Connection[asyncpg.Record]:
-        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(dsn, command_timeout=30)
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
+            dsn, command_timeout=30, server_settings=settings
+        )
         await init_connection(conn)
         return conn
 
@@ -239,7 +246,7 @@ async def _start_log(
         pool,
         settings,
         keystore=keystore,
-        connect=_connector(dsn),
+        connect=_connector(dsn, "attest-log-sequencer"),
         key_service=app.state["key_service"],
         token_service=app.state["token_service"],
     )
@@ -251,7 +258,9 @@ async def _start_log(
 def _listen(app: Litestar, dsn: str) -> asyncio.Task[None]:
     """Change notifications for what is served from memory (attest.db.notify)."""
     feed: ChangeFeed = app.state["change_feed"]
-    return asyncio.create_task(feed.run(_connector(dsn), retry=1.0), name="attest-notify")
+    return asyncio.create_task(
+        feed.run(_connector(dsn, "attest-notify"), retry=1.0), name="attest-notify"
+    )
 
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
