@@ -182,6 +182,13 @@ class Verifier(TokenCache, ClaimChecks):
         """Like :meth:`verify`; key-set network I/O runs in a worker thread."""
         request = None if dpop is None else _request(dpop, method, url)
         now = self._now()
+        if self.status is None:
+            # The per-request path: no status hook, so only the key source can want I/O, and
+            # it says so by raising NeedsFetchError (no context variable to set and reset).
+            try:
+                return self._verify(token, now, False, request)
+            except NeedsFetchError as pending:
+                await asyncio.to_thread(self.keys.fetch, str(pending.args[0]), now)
         # Key-set and status-list I/O run in worker threads, never on the event loop: each
         # attempt that needs one raises NeedsFetchError, the fetch runs, the token is retried.
         status_pending = False
