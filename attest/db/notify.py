@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar
 
 import asyncpg
 
-__all__ = ["KEYS_CHANNEL", "STATUS_CHANNEL", "ChangeFeed"]
+__all__ = ["KEYS_CHANNEL", "STATUS_CHANNEL", "ChangeFeed", "SingleFlight"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,10 @@ class ChangeFeed:
     def epoch(self, channel: str) -> int:
         """The channel's current epoch; read it before validating what a cache keeps."""
         return self._epochs[channel]
+
+    def epochs(self) -> tuple[int, ...] | None:
+        """Every channel's epoch while live (None while down: nothing may be shared)."""
+        return tuple(self._epochs.values()) if self.live else None
 
     def trusts(self, channel: str, epoch: int) -> bool:
         """Whether an entry validated at ``epoch`` is still known to be current."""
@@ -94,3 +101,53 @@ def _setter(event: asyncio.Event) -> Callable[[object], None]:
         event.set()
 
     return fire
+
+
+class SingleFlight:
+    """Concurrent rebuilds of one kept answer share one database check.
+
+    A request that finds its answer due for a check joins the check already running for
+    the same key if the change feed is live and no change was notified since that check
+    began (the same ``epochs``): its result is then as current as a check of its own. Else
+    (a change came in meanwhile, or notifications are down) it runs its own check.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, tuple[tuple[int, ...], asyncio.Future[Any]]] = {}
+
+    async def run(
+        self,
+        key: Hashable,
+        epochs: tuple[int, ...] | None,
+        make: Callable[[], Awaitable[T]],
+    ) -> T:
+        """``await make()``, or the result of the same check already under way."""
+        running = self._running.get(key)
+        if epochs is not None and running is not None and running[0] == epochs:
+            try:
+                result: T = await asyncio.shield(running[1])
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not running[1].cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # the request that ran the check went away: check for ourselves
+            else:
+                return result
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if epochs is not None:
+            self._running[key] = (epochs, future)
+        try:
+            made = await make()
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it; none is no error
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        else:
+            future.set_result(made)
+            return made
+        finally:
+            if self._running.get(key, (None, None))[1] is future:
+                del self._running[key]

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 
-from attest.db.notify import KEYS_CHANNEL, ChangeFeed
+from attest.db.notify import KEYS_CHANNEL, ChangeFeed, SingleFlight
 from attest.keys import lifecycle, repository
 from attest.keys.keyring import Keyring
 from attest.keys.models import JwksDocument, Plan, Revocation, Rotation, SigningKey
@@ -79,6 +79,7 @@ class KeyService:
         self._recheck = settings.published_recheck_ms / 1000
         # When (monotonic) and at which key-channel epoch ``_jwks`` was last checked current.
         self._jwks_checked = (-math.inf, -1)
+        self._flight = SingleFlight()
 
     def ready_jwks(self) -> JwksDocument | None:
         """The JWKS as kept, if it is known to be current without asking the database:
@@ -111,6 +112,11 @@ class KeyService:
         ready = self.ready_jwks()
         if ready is not None:
             return ready
+        # Requests that find it due together share one check (attest.db.notify).
+        epochs = self._feed.epochs() if self._feed is not None else None
+        return await self._flight.run(None, epochs, self._check_jwks)
+
+    async def _check_jwks(self) -> JwksDocument:
         # The epoch before the read: a change notified during it leaves the result untrusted.
         epoch = self._feed.epoch(KEYS_CHANNEL) if self._feed is not None else -1
         checked = time.monotonic()

@@ -29,7 +29,7 @@ from typing import Protocol
 import asyncpg
 
 from attest.db import Conn
-from attest.db.notify import KEYS_CHANNEL, STATUS_CHANNEL, ChangeFeed
+from attest.db.notify import KEYS_CHANNEL, STATUS_CHANNEL, ChangeFeed, SingleFlight
 from attest.errors import NotFound
 from attest.status import repository
 from attest.status.models import ListToken, Reevaluation, Status, StatusRef
@@ -178,6 +178,7 @@ class StatusListService:
         self._feed = feed
         self._recheck = recheck
         self._ready: dict[int, _Ready] = {}
+        self._flight = SingleFlight()
 
     def ready_token(self, list_id: int, now: datetime) -> ListToken | None:
         """The current list ``list_id`` if it can be served as kept, without any I/O."""
@@ -204,8 +205,15 @@ class StatusListService:
         token always has more than a ttl before it expires); see the module for when the
         database is asked.
         """
-        if at is None and (token := self.ready_token(list_id, now)) is not None:
+        if at is not None:
+            return await self._check(list_id, now, at)
+        if (token := self.ready_token(list_id, now)) is not None:
             return token
+        # Requests that find the list due together share one check (attest.db.notify).
+        epochs = self._feed.epochs() if self._feed is not None else None
+        return await self._flight.run(list_id, epochs, lambda: self._check(list_id, now, None))
+
+    async def _check(self, list_id: int, now: datetime, at: datetime | None) -> ListToken:
         issued = int(now.timestamp())
         feed = self._feed
         # The epochs before the reads: a change notified during them leaves this untrusted.
