@@ -86,8 +86,9 @@ class ChangeFeed:
                 log.warning("change notifications lost their connection; reconnecting")
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("change notifications unavailable; retrying", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - any failure: distrust, retry, go on
+                # No traceback per retry: during an outage this repeats every ``retry``.
+                log.warning("change notifications unavailable (%s); retrying", type(exc).__name__)
             finally:
                 self.live = False
                 self._bump_all()

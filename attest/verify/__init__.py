@@ -109,7 +109,8 @@ set, cached for its ``ttl``, fetches coalesced, fail closed). Any other hook wor
 lists in memory for air-gapped services.
 
 Key sources: :class:`StaticJWKS` (a JWKS dict; a plain dict passed as ``keys`` is wrapped in
-one), :class:`JWKSFile` (reloaded when the file changes) and :class:`RemoteJWKS` (HTTP with
+one), :class:`JWKSFile` (reloaded when the file changes, looked at once per ``check_interval``,
+1 s, or at once on an unknown kid) and :class:`RemoteJWKS` (HTTP with
 ``Cache-Control``). They admit only EC P-256 (ES256) and Ed25519 (EdDSA) public signature
 keys with a ``kid``; every other key is refused, logged on the ``attest.verify`` logger and
 listed in the source's ``rejected`` as ``(kid, reason)``.
