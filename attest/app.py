@@ -38,9 +38,9 @@ from attest.clients.routes import (
 from attest.clients.service import ClientService, Limits, PostgresCounters, RedisCounters
 from attest.clock import Clock, utc_now
 from attest.db import Conn, roles
+from attest.db.changes import ChangeFeed
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
-from attest.db.notify import ChangeFeed
 from attest.db.pool import create_pool, init_connection
 from attest.devsecrets import resolve_secret
 from attest.evidence.idp import ProviderConfigError, load_providers
@@ -256,10 +256,10 @@ async def _start_log(
 
 
 def _listen(app: Litestar, dsn: str) -> asyncio.Task[None]:
-    """Change notifications for what is served from memory (attest.db.notify)."""
+    """Change notifications for what is served from memory (attest.db.changes)."""
     feed: ChangeFeed = app.state["change_feed"]
     return asyncio.create_task(
-        feed.run(_connector(dsn, "attest-notify"), retry=1.0), name="attest-notify"
+        feed.run(_connector(dsn, "attest-changes"), retry=1.0), name="attest-changes"
     )
 
 

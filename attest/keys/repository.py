@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from attest.db import Conn
-from attest.db.notify import KEYS_CHANNEL
+from attest.db.changes import KEYS_CHANNEL
 from attest.keys.models import SigningKey
 
 __all__ = [

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 
-from attest.db.notify import KEYS_CHANNEL, ChangeFeed, SingleFlight
+from attest.db.changes import KEYS_CHANNEL, ChangeFeed, SingleFlight
 from attest.keys import lifecycle, repository
 from attest.keys.keyring import Keyring
 from attest.keys.models import JwksDocument, Plan, Revocation, Rotation, SigningKey
@@ -104,7 +104,7 @@ class KeyService:
         """The JWKS (pending, active and retiring keys) as bytes with their ETag.
 
         Any instance may change the key set; every change notifies every instance
-        (:mod:`attest.db.notify`), and without a notification the kept document is served
+        (:mod:`attest.db.changes`), and without a notification the kept document is served
         for at most ``published_recheck_ms``. Otherwise a call reads the published
         (kid, state) list; the document is rebuilt only when that differs from the one it
         was made from (a kid names immutable key material, 0003_keys.sql).
@@ -112,7 +112,7 @@ class KeyService:
         ready = self.ready_jwks()
         if ready is not None:
             return ready
-        # Requests that find it due together share one check (attest.db.notify).
+        # Requests that find it due together share one check (attest.db.changes).
         epochs = self._feed.epochs() if self._feed is not None else None
         return await self._flight.run(None, epochs, self._check_jwks)
 

@@ -12,7 +12,7 @@ from datetime import datetime
 import asyncpg
 
 from attest.db import Conn
-from attest.db.notify import STATUS_CHANNEL
+from attest.db.changes import STATUS_CHANNEL
 from attest.status.models import Reevaluation, StatusList
 
 __all__ = [
@@ -152,7 +152,7 @@ async def set_status(
     ``status``; an INVALID entry stays INVALID. The number of entries changed."""
     count: int = await conn.fetchval(MARK[by], status, now, str(value) if by != "jtis" else value)
     if count:
-        # Every instance drops its ready lists when this commits (attest.db.notify).
+        # Every instance drops its ready lists when this commits (attest.db.changes).
         await conn.execute(NOTIFY, STATUS_CHANNEL, "")
     return count
 

@@ -7,7 +7,7 @@ the change (and audit event) that caused it. :class:`StatusListService` serves t
 lists from bytes kept ready, rebuilt only when an entry of that list changed.
 
 A ready list is served without touching the database while the instance's change feed
-(:mod:`attest.db.notify`) is live and neither a status change nor a key change was notified
+(:mod:`attest.db.changes`) is live and neither a status change nor a key change was notified
 since it was last checked, and for at most ``recheck`` seconds (default 1 s) since that
 check: a revocation reaches the served list when its NOTIFY arrives (at its commit), and at
 the latest ``recheck`` seconds later if a notification is ever lost.
@@ -29,7 +29,7 @@ from typing import Protocol
 import asyncpg
 
 from attest.db import Conn
-from attest.db.notify import KEYS_CHANNEL, STATUS_CHANNEL, ChangeFeed, SingleFlight
+from attest.db.changes import KEYS_CHANNEL, STATUS_CHANNEL, ChangeFeed, SingleFlight
 from attest.errors import NotFound
 from attest.status import repository
 from attest.status.models import ListToken, Reevaluation, Status, StatusRef
@@ -209,7 +209,7 @@ class StatusListService:
             return await self._check(list_id, now, at)
         if (token := self.ready_token(list_id, now)) is not None:
             return token
-        # Requests that find the list due together share one check (attest.db.notify).
+        # Requests that find the list due together share one check (attest.db.changes).
         epochs = self._feed.epochs() if self._feed is not None else None
         return await self._flight.run(list_id, epochs, lambda: self._check(list_id, now, None))
 

@@ -26,7 +26,7 @@ from attest_testing.support import (
     start_server,
 )
 
-from attest.db.notify import KEYS_CHANNEL, STATUS_CHANNEL, ChangeFeed
+from attest.db.changes import KEYS_CHANNEL, STATUS_CHANNEL, ChangeFeed
 
 FABLE = "model:fable-5"
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from attest.db.notify import SingleFlight
+from attest.db.changes import SingleFlight
 
 
 class Check:
