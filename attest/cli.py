@@ -125,22 +125,6 @@ def _run_workers(settings: Any) -> None:
     """Serve with granian until SIGTERM/SIGINT (see _serve)."""
     from attest.http.requestlog import configure_logging  # noqa: PLC0415
 
-    if os.environ.get("_ATTEST_SERVER") == "uvicorn":  # TEMP: measurement only
-        import uvicorn  # noqa: PLC0415
-
-        uvicorn.run(
-            "attest.cli:worker_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=settings.shutdown_grace,
-        )
-        return
     from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
     from granian.log import LogLevels  # noqa: PLC0415
     from granian.server import Server  # noqa: PLC0415

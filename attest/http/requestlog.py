@@ -170,6 +170,11 @@ def configure_logging(level: str, fmt: str, *, secrets: Iterable[str | None] = (
             _TextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     handler.addFilter(RedactSecrets(secrets))
+    # No record needs the thread or process names: skip looking them up on every line.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging.captureWarnings(True)  # warnings become log lines (JSON too), scrubbed alike
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
