@@ -123,11 +123,11 @@ def _prepare(settings: Any, dsn: str) -> int | None:
 
 def _run_workers(settings: Any) -> None:
     """Serve with granian until SIGTERM/SIGINT (see _serve)."""
-    from attest.http.requestlog import configure_logging  # noqa: PLC0415
-
     from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
     from granian.log import LogLevels  # noqa: PLC0415
     from granian.server import Server  # noqa: PLC0415
+
+    from attest.http.requestlog import configure_logging  # noqa: PLC0415
 
     server = Server(
         "attest.cli:worker_app",

@@ -290,7 +290,7 @@ def main() -> int:
         cases = _cases(server, key, eligible, ineligible)
         if args.only:
             words = [w.strip() for w in args.only.split(",") if w.strip()]
-            cases = [c for c in cases if c.name == "GET /healthz" or any(w in c.name for w in words)]
+            cases = [c for c in cases if c.path == "/healthz" or any(w in c.name for w in words)]
         work = Path(tempfile.mkdtemp(prefix="attest-wrk-"))
         try:
             scripts = {case.name: _script(case, key, work) for case in cases}

@@ -15,7 +15,7 @@ def _sample(text: str, name: str, **labels: str) -> float:
     for line in text.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
             continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.rsplit(" ", 1)[0]))
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"no sample {name} {labels}")
@@ -32,7 +32,11 @@ def test_a_valid_request_id_is_returned_on_every_answer(live: LiveServer, actors
             operator.post(
                 "/v1/subjects", json={"external_ref": "rid"}, headers={"X-Request-Id": "abc-5"}
             ),
-            operator.post("/v1/subjects", content=b"{", headers={"X-Request-Id": "a:b.c_6"}),
+            operator.post(
+                "/v1/subjects",
+                content=b"{",
+                headers={"X-Request-Id": "a:b.c_6", "Content-Type": "application/json"},
+            ),
         ]
     assert [a.status_code for a in answers] == [200, 404, 401, 404, 201, 400]
     assert [a.headers["x-request-id"] for a in answers] == [

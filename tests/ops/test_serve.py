@@ -56,7 +56,7 @@ class Serve:
 
     def output_so_far(self, wait: float = 5) -> str:
         """What the process printed up to now (read without blocking on the pipe's end)."""
-        import selectors  # noqa: PLC0415
+        import selectors
 
         assert self.proc.stdout is not None
         selector = selectors.DefaultSelector()

@@ -195,7 +195,8 @@ def test_sigterm_under_load_finishes_in_flight_refuses_new_and_exits_0(
             with sock:
                 sock.sendall(rest)
                 answer = _complete(_read_answer(sock))
-            assert answer is not None and answer[0] == 201, (ref, answer)
+            assert answer is not None, ref
+            assert answer[0] == 201, (ref, answer)
             assert answer[1]["external_ref"] == ref
             tally.created.add(ref)
 
