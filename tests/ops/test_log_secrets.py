@@ -237,5 +237,7 @@ def test_the_log_filter_scrubs_credentials_at_every_level_and_in_tracebacks() ->
     _assert_absent(text, [*_secrets_of(key), passphrase, "opaque-token-value"])
     assert text.count("[redacted]") == 5
     assert "Bearer [redacted]" in text
-    assert "ValueError: invalid literal for int() with base 10: 'bad key [redacted]'" in text  # the traceback is kept, scrubbed
+    assert (
+        "ValueError: invalid literal for int() with base 10: 'bad key [redacted]'" in text
+    )  # the traceback is kept, scrubbed
     assert "abc" not in RedactSecrets(["abc"]).literals  # too short to search for
