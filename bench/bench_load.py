@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -216,7 +217,6 @@ def _table(results: dict[tuple[str, int], dict[str, Any]], cases: list[Case], co
 
 def _profile(server: Server, secrets_env: dict[str, str], eligible: list[str], key: str, n: int):
     """pyinstrument over N issuances through the in-process app on the same database."""
-    from litestar.testing import AsyncTestClient  # noqa: PLC0415
     from pyinstrument import Profiler  # noqa: PLC0415
 
     from attest.app import create_app  # noqa: PLC0415
@@ -235,18 +235,37 @@ def _profile(server: Server, secrets_env: dict[str, str], eligible: list[str], k
 
     async def run() -> Profiler:
         app = create_app(settings, announce=lambda _: None)
+        logging.getLogger().setLevel(logging.WARNING)  # Litestar's config logs at INFO
+        logging.getLogger("attest.access").setLevel(logging.WARNING)
         headers = {"Authorization": f"Bearer {key}"}
-        async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
-            for i in range(20):  # warm-up: caches, prepared statements
-                body = {"subject_id": eligible[i % len(eligible)], "audience": AUDIENCE}
-                assert (await client.post("/v1/tokens", json=body, headers=headers)).is_success
-            profiler = Profiler(interval=0.0005, async_mode="enabled")
-            profiler.start()
-            for i in range(n):
-                body = {"subject_id": eligible[i % len(eligible)], "audience": AUDIENCE}
-                reply = await client.post("/v1/tokens", json=body, headers=headers)
-                assert reply.status_code == 201, reply.text
-            profiler.stop()
+        # The app's lifespan, driven by hand in this event loop (no test-client thread), so
+        # the profiler sees the request's own frames.
+        inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        lifespan = asyncio.create_task(
+            app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)
+        )
+        await inbox.put({"type": "lifespan.startup"})
+        started = await outbox.get()
+        assert started["type"] == "lifespan.startup.complete", started
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url=server.base) as client:
+                for i in range(20):  # warm-up: caches, prepared statements
+                    body = {"subject_id": eligible[i % len(eligible)], "audience": AUDIENCE}
+                    reply = await client.post("/v1/tokens", json=body, headers=headers)
+                    assert reply.status_code == 201, reply.text
+                profiler = Profiler(interval=0.0005, async_mode="enabled")
+                profiler.start()
+                for i in range(n):
+                    body = {"subject_id": eligible[i % len(eligible)], "audience": AUDIENCE}
+                    reply = await client.post("/v1/tokens", json=body, headers=headers)
+                    assert reply.status_code == 201, reply.text
+                profiler.stop()
+        finally:
+            await inbox.put({"type": "lifespan.shutdown"})
+            await outbox.get()
+            await lifespan
         return profiler
 
     profiler = asyncio.run(run())
