@@ -79,7 +79,7 @@ def test_metrics_has_latency_histograms_by_route_and_pool_gauges(
 
     name = "attest_http_request_duration_seconds_count"
     routes = set(re.findall(r'route="([^"]*)"', after))
-    read_route = next(r for r in routes if r.startswith("/v1/subjects/{"))
+    read_route = next(r for r in routes if re.fullmatch(r"/v1/subjects/\{[^}/]+\}", r))
     assert "/v1/subjects" in routes
     assert "unmatched" in routes  # unknown paths share one series, not one per path
     assert not any("00000000" in r for r in routes)  # templates, never concrete paths

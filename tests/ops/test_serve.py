@@ -54,21 +54,27 @@ class Serve:
             time.sleep(0.2)
         raise AssertionError("attest serve did not become ready")
 
-    def output_so_far(self, wait: float = 5) -> str:
-        """What the process printed up to now (read without blocking on the pipe's end)."""
+    def output_so_far(self, wait: float = 10) -> str:
+        """What the process printed up to now, until the admin key shows (or ``wait`` s):
+        read from the pipe's descriptor, so nothing waits in a Python buffer."""
         import selectors
 
         assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
         selector = selectors.DefaultSelector()
-        selector.register(self.proc.stdout, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
+        raw = b""
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and selector.select(timeout=0.2):
-            line = self.proc.stdout.readline()
-            if not line:
+        while time.monotonic() < deadline:
+            if selector.select(timeout=0.2):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                raw += chunk
+            if re.search(rb"attest_[a-z0-9]{16}_[a-z0-9]{52}", raw):
                 break
-            self.output += line
-            if re.search(r"attest_[a-z0-9]{16}_[a-z0-9]{52}", line):
-                break
+        selector.close()
+        self.output += raw.decode()
         return self.output
 
     def workers(self) -> list[int]:
