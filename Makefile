@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench bench-load install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_signing.py
+
+# wrk against one `make run`-style deployment (needs Debian's wrk); ARGS e.g. --profile.
+bench-load: $(STAMP)
+	@command -v wrk >/dev/null || { echo "bench-load needs wrk: apt-get install -y wrk" >&2; exit 2; }
+	$(BIN)/python bench/bench_load.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -51,7 +51,7 @@ from attest.evidence.routes import (
     withdraw_evidence,
 )
 from attest.evidence.service import EvidenceService, Providers
-from attest.http import auth, redaction
+from attest.http import auth, redaction, requestlog
 from attest.http.openapi import complete_openapi
 from attest.http.problems import exception_handlers
 from attest.http.requests import StrictRequest
@@ -422,13 +422,40 @@ def _route_handlers(settings: Settings) -> list[Any]:
     ]
 
 
+def _open_secrets(settings: Settings) -> tuple[bytes, Keystore]:
+    """The pairwise key and the open keystore (secrets generated once in embedded mode)."""
+    pairwise_key = resolve_secret(settings, settings.pairwise_secret, "pairwise_secret").encode()
+    keystore = open_keystore(
+        settings,
+        lambda: resolve_secret(settings, settings.keystore_passphrase, "keystore_passphrase"),
+    )
+    return pairwise_key, keystore
+
+
+async def prepare(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> str | None:
+    """Everything start-up does once for all instances, before `attest serve` starts its
+    workers: dev secrets generated, migrations, seeds, admin key, signing key. Returns the
+    admin API key when this call generated it (to print once). The workers' own start-up
+    repeats the same idempotent steps and finds them done."""
+    _, keystore = _open_secrets(settings)
+    try:
+        _, result = await _bootstrap(settings, dsn, keystore, clock, embedded=settings.embedded)
+    finally:
+        keystore.close()
+    return result.generated_admin_key
+
+
 def create_app(
     settings: Settings,
     *,
     clock: Clock = utc_now,
     announce: Callable[[str], None] | None = None,
+    embedded_dsn: str | None = None,
 ) -> Litestar:
-    """Build the application. Start-up (lifespan) connects, migrates and loads the key."""
+    """Build the application. Start-up (lifespan) connects, migrates and loads the key.
+
+    ``embedded_dsn``: the URL of an embedded PostgreSQL that another process (the `attest
+    serve` parent) started and owns; used instead of starting one when no URL is set."""
     try:
         providers = load_providers(settings.idp_providers)
     except ProviderConfigError as exc:
@@ -439,22 +466,17 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         embedded: EmbeddedPostgres | None = None
-        dsn = settings.database_url
+        dsn = settings.database_url or embedded_dsn
         if dsn is None:
             embedded = EmbeddedPostgres(settings.data_dir)
             dsn = await asyncio.to_thread(embedded.start)
         try:
-            pairwise_key = resolve_secret(
-                settings, settings.pairwise_secret, "pairwise_secret"
-            ).encode()
-            keystore = open_keystore(
-                settings,
-                lambda: resolve_secret(
-                    settings, settings.keystore_passphrase, "keystore_passphrase"
-                ),
+            pairwise_key, keystore = _open_secrets(settings)
+            dsn, result = await _bootstrap(
+                settings, dsn, keystore, clock, embedded=settings.embedded
             )
-            dsn, result = await _bootstrap(settings, dsn, keystore, clock, embedded=bool(embedded))
             pool = runtime.pool = await create_pool(dsn, settings.db_pool_size)
+            runtime.metrics.watch_pool(pool)
             tasks: list[asyncio.Task[None]] = []
             try:
                 keyring = Keyring(keystore)
@@ -496,6 +518,7 @@ def create_app(
                     await app.state[auth.STATE_KEY].close()
                 await pool.close()
                 keystore.close()
+                runtime.metrics.close()
         finally:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -518,4 +541,11 @@ def create_app(
         debug=False,
     )
     app.state["runtime"] = runtime
-    return complete_openapi(app)
+    return complete_openapi(_with_request_log(app, runtime.metrics))
+
+
+def _with_request_log(app: Litestar, metrics: Metrics) -> Litestar:
+    """Request ids, access lines and latency histograms (attest/http/requestlog.py), outside
+    routing, so every answer (unknown paths and problems too) carries its request id."""
+    app.asgi_handler = requestlog.RequestLog(app.asgi_handler, observe=metrics.observe_request)
+    return app

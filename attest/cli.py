@@ -10,11 +10,16 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "worker_app"]
+
+_log = logging.getLogger("attest.serve")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -28,11 +33,35 @@ def _settings(args: argparse.Namespace) -> Any:
     return load_settings(**overrides)
 
 
+#: How the `serve` parent hands the embedded database it owns to its workers (not a setting).
+_EMBEDDED_DSN_ENV = "_ATTEST_EMBEDDED_DSN"
+#: prometheus_client's multiprocess directory (attest.metrics.MULTIPROC_ENV); named here so
+#: that it is set before any worker imports prometheus_client.
+_METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_ADMIN_BANNER = "\n  attest: bootstrap admin API key (shown once, store it now):\n    {}\n"
+
+
+def _log_secrets(settings: Any) -> list[str | None]:
+    """The configured secret values no log line may show."""
+    return [
+        settings.keystore_passphrase,
+        settings.pairwise_secret,
+        settings.pkcs11_pin,
+        settings.bootstrap_admin_key,
+    ]
+
+
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415
+    """The production server: one parent and ``ATTEST_WORKERS`` worker processes.
 
-    from attest.app import create_app  # noqa: PLC0415
-
+    The parent owns what must exist once: the embedded PostgreSQL (started before the
+    workers, stopped after the last one ended), the first-start work (migrations, seeds,
+    admin key printed once, signing key) and the metrics directory. Each worker serves
+    the API on the shared socket with its own pool and background tasks (those coordinate
+    across workers and instances through advisory locks). SIGTERM or SIGINT: new connections
+    are refused, requests in flight get ``ATTEST_SHUTDOWN_GRACE`` seconds to finish, then the
+    workers stop, the database stops, and the process exits 0.
+    """
     settings = _settings(args)
     if not settings.embedded:
         # Checked before serving so the message is one line, not a start-up traceback.
@@ -45,17 +74,92 @@ def _serve(args: argparse.Namespace) -> int:
                 raise SettingsError(
                     f"ATTEST_{name.upper()} must be set when ATTEST_DATABASE_URL is set"
                 )
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    uvicorn.run(
-        _one_line_refusals(create_app(settings)),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        server_header=False,
-    )
+    # The workers load their settings from the environment: the command line's too.
+    if getattr(args, "host", None):
+        os.environ["ATTEST_HOST"] = args.host
+    if getattr(args, "port", None):
+        os.environ["ATTEST_PORT"] = str(args.port)
+    metrics_dir = tempfile.mkdtemp(prefix="attest-metrics-")
+    os.environ[_METRICS_DIR_ENV] = metrics_dir
+
+    from attest.http.requestlog import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings.log_level, settings.log_format, secrets=_log_secrets(settings))
+    embedded = None
+    try:
+        dsn = settings.database_url
+        if dsn is None:
+            from attest.db.embedded import EmbeddedPostgres  # noqa: PLC0415
+
+            embedded = EmbeddedPostgres(settings.data_dir)
+            dsn = embedded.start()
+            os.environ[_EMBEDDED_DSN_ENV] = dsn
+        refused = _prepare(settings, dsn)
+        if refused is not None:
+            return refused
+        _run_workers(settings)
+    finally:
+        os.environ.pop(_EMBEDDED_DSN_ENV, None)
+        if embedded is not None:
+            embedded.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _prepare(settings: Any, dsn: str) -> int | None:
+    """The first-start work, once, in the parent; an exit code when start-up is refused."""
+    from attest.app import prepare  # noqa: PLC0415
+    from attest.settings import SettingsError  # noqa: PLC0415
+
+    try:
+        admin_key = asyncio.run(prepare(settings, dsn))
+    except SettingsError as exc:
+        print(f"attest: refusing to start: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if admin_key:
+        print(_ADMIN_BANNER.format(admin_key), file=sys.stderr, flush=True)
+    return None
+
+
+def _run_workers(settings: Any) -> None:
+    """Serve with granian until SIGTERM/SIGINT (see _serve)."""
+    from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
+    from granian.log import LogLevels  # noqa: PLC0415
+    from granian.server import Server  # noqa: PLC0415
+
+    from attest.http.requestlog import configure_logging  # noqa: PLC0415
+
+    server = Server(
+        "attest.cli:worker_app",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        log_access=False,  # attest writes its own access line (attest/http/requestlog.py)
+        log_level=LogLevels(settings.log_level.lower()),
+        # Granian's own logging config is replaced by attest's in each worker.
+        log_dictconfig={"version": 1, "disable_existing_loggers": False},
+        workers_kill_timeout=settings.shutdown_grace,
+    )
+    # Granian configured its own loggers: route them to attest's handler again.
+    configure_logging(settings.log_level, settings.log_format, secrets=_log_secrets(settings))
+    server.serve()
+
+
+def worker_app() -> Any:
+    """One worker's application (granian calls this in each worker process)."""
+    from attest.app import create_app  # noqa: PLC0415
+    from attest.http.requestlog import configure_logging  # noqa: PLC0415
+    from attest.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    app = create_app(settings, embedded_dsn=os.environ.get(_EMBEDDED_DSN_ENV))
+    # After the app: Litestar configures logging of its own when it is built.
+    configure_logging(settings.log_level, settings.log_format, secrets=_log_secrets(settings))
+    return _one_line_refusals(app)
 
 
 def _one_line_refusals(app: Any) -> Any:
@@ -71,6 +175,8 @@ def _one_line_refusals(app: Any) -> Any:
             refusal = getattr(app.state, "startup_refusal", None)
             if message["type"] == "lifespan.startup.failed" and refusal:
                 message = {**message, "message": f"attest: refusing to start: {refusal}"}
+            if message["type"] == "lifespan.shutdown.complete":
+                _log.info("worker %d: application shutdown complete", os.getpid())
             await send(message)
 
         await app(scope, receive, lifespan_send)

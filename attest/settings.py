@@ -155,6 +155,14 @@ class Settings:
     #: notified (LISTEN/NOTIFY); if a notification is lost, at most this long (milliseconds)
     #: passes before an instance checks the database again.
     published_recheck_ms: int = 1000
+    #: Worker processes `attest serve` runs (each with its own pool of ``db_pool_size``
+    #: connections). Default: the number of CPU cores.
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: On SIGTERM, how long requests in flight may take to finish before the workers are
+    #: stopped regardless (seconds); new connections are refused from the signal on.
+    shutdown_grace: int = 10
+    #: Log line format: ``text`` (human-readable) or ``json`` (one object per line).
+    log_format: str = "text"
 
     def four_eyes_min_for(self, tenant: str) -> str:
         """The four-eyes threshold of ``tenant``: its override, else the global one."""
@@ -259,6 +267,8 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "status_list_ttl": (1, 3600),
     "status_reevaluation_interval_ms": (50, 60_000),
     "published_recheck_ms": (0, 1000),
+    "workers": (1, 256),
+    "shutdown_grace": (1, 3600),
 }
 
 
@@ -294,6 +304,8 @@ def _build(raw: dict[str, Any]) -> Settings:
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError("ATTEST_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
     values["log_level"] = log_level
+    if values.get("log_format", "text") not in {"text", "json"}:
+        raise SettingsError("ATTEST_LOG_FORMAT must be text or json")
     admin_key = values.get("bootstrap_admin_key")
     if admin_key is not None and not API_KEY_RE.fullmatch(admin_key):
         # Never echo the value: it is a secret.

@@ -9,6 +9,8 @@ and an ``attest serve`` process at ``ATTEST_LOG_LEVEL=DEBUG``, whose whole outpu
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import logging
 import os
 import secrets
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from attest_testing.support import US_PASSPORT, Actors, LiveServer
 
 ATTEST = str(Path(sys.executable).parent / "attest")
@@ -134,7 +137,10 @@ def _free_port() -> int:
         return port
 
 
-def test_no_secret_reaches_the_serve_output(fresh_database: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_secret_reaches_the_serve_output(
+    fresh_database: str, tmp_path: Path, log_format: str
+) -> None:
     from attest.clients.service import generate_key
 
     port = _free_port()
@@ -151,6 +157,8 @@ def test_no_secret_reaches_the_serve_output(fresh_database: str, tmp_path: Path)
         ATTEST_PAIRWISE_SECRET=pairwise,
         ATTEST_BOOTSTRAP_ADMIN_KEY=admin_key,
         ATTEST_LOG_LEVEL="DEBUG",
+        ATTEST_LOG_FORMAT=log_format,
+        ATTEST_WORKERS="2",
     )
     proc = subprocess.Popen(
         [ATTEST, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -174,10 +182,62 @@ def test_no_secret_reaches_the_serve_output(fresh_database: str, tmp_path: Path)
         for key in (admin_key, made["api_key"]):
             assert httpx.get(url + PROBE, params={"api_key": key}).status_code == 401
             assert httpx.get(url + PROBE + f"?token={key}&x=1").status_code == 401
+            wrong = {"Authorization": f"Bearer {key[:-4]}aaaa", "X-Request-Id": "probe-1"}
+            assert httpx.get(url + PROBE, headers=wrong).status_code == 401
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
     assert "GET /v1/subjects/" in output  # the access log was on
     assert "?[redacted]" in output
     values = [*_secrets_of(admin_key), *_secrets_of(made["api_key"]), passphrase, pairwise]
+    values += [f"{k[:-4]}aaaa" for k in (admin_key, made["api_key"])]
     _assert_absent(output, values)
+    if log_format == "json":
+        lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+        assert all(isinstance(doc, dict) for doc in lines)  # every line one object
+        assert all({"time", "level", "logger", "message", "request_id"} <= set(d) for d in lines)
+        assert {d["level"] for d in lines} >= {"DEBUG", "INFO"}
+        access = [d for d in lines if d["logger"] == "attest.access"]
+        probe = [d for d in access if d["request_id"] == "probe-1"]
+        assert len(probe) == 2
+        assert probe[0]["method"] == "GET"
+        assert probe[0]["path"] == PROBE
+        assert probe[0]["status"] == 401
+        assert isinstance(probe[0]["duration_ms"], float)
+        assert any(d["path"] == PROBE + "?[redacted]" for d in access)
+
+
+def test_the_log_filter_scrubs_credentials_at_every_level_and_in_tracebacks() -> None:
+    from attest.clients.service import generate_key
+    from attest.http.redaction import RedactSecrets
+
+    key = generate_key().api_key
+    passphrase = secrets.token_urlsafe(24)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(RedactSecrets([passphrase, None, "abc"]))
+    logger = logging.getLogger("attest.test-redaction")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        logger.debug("key %s in an argument", key)
+        logger.info("header Authorization: Bearer %s", "opaque-token-value")
+        logger.warning("passphrase %s", passphrase)
+        logger.error("secret half " + key.rsplit("_", 1)[1])
+        try:
+            int(f"bad key {key}")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    _assert_absent(text, [*_secrets_of(key), passphrase, "opaque-token-value"])
+    assert text.count("[redacted]") == 5
+    assert "Bearer [redacted]" in text
+    assert (
+        "ValueError: invalid literal for int() with base 10: 'bad key [redacted]'" in text
+    )  # the traceback is kept, scrubbed
+    assert "abc" not in RedactSecrets(["abc"]).literals  # too short to search for

@@ -54,14 +54,41 @@ class Serve:
             time.sleep(0.2)
         raise AssertionError("attest serve did not become ready")
 
-    def stop(self) -> bool:
-        """SIGTERM; True when the service shut down cleanly (lifespan shutdown ran)."""
+    def output_so_far(self, wait: float = 10) -> str:
+        """What the process printed up to now, until the admin key shows (or ``wait`` s):
+        read from the pipe's descriptor, so nothing waits in a Python buffer."""
+        import selectors
+
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        selector = selectors.DefaultSelector()
+        selector.register(fd, selectors.EVENT_READ)
+        raw = b""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if selector.select(timeout=0.2):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                raw += chunk
+            if re.search(rb"attest_[a-z0-9]{16}_[a-z0-9]{52}", raw):
+                break
+        selector.close()
+        self.output += raw.decode()
+        return self.output
+
+    def workers(self) -> list[int]:
+        """The worker processes' ids (children of the serve process)."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+    def stop(self, workers: int = 1) -> bool:
+        """SIGTERM; True when the service exited 0 after each worker's lifespan shutdown."""
         self.proc.send_signal(signal.SIGTERM)
         out, _ = self.proc.communicate(timeout=60)
         self.output += out
-        # uvicorn re-raises the signal after a graceful shutdown, so -SIGTERM is normal.
-        clean_exit = self.proc.returncode in (0, -signal.SIGTERM)
-        return clean_exit and "Application shutdown complete" in self.output
+        shutdowns = self.output.count("application shutdown complete")
+        return self.proc.returncode == 0 and shutdowns == workers
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
@@ -70,6 +97,7 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
         ATTEST_DATA_DIR=str(tmp / "data"),
         ATTEST_KEYSTORE=str(tmp / "keys"),
         ATTEST_LOG_LEVEL="INFO",
+        ATTEST_WORKERS="2",
     )
     env.update(extra)
     return env
@@ -101,9 +129,10 @@ def test_serve_with_external_database(fresh_database: str, tmp_path: Path) -> No
     first = Serve(env, port)
     try:
         first.wait_ready()
+        assert len(first.workers()) == 2
         jwks = httpx.get(first.url + "/.well-known/jwks.json").json()
     finally:
-        assert first.stop(), first.output
+        assert first.stop(workers=2), first.output
     admin = _admin_key(first.output)
     assert "embedded PostgreSQL" not in first.output
     assert not (tmp_path / "data" / "pgdata").exists()
@@ -117,7 +146,7 @@ def test_serve_with_external_database(fresh_database: str, tmp_path: Path) -> No
         assert keys.status_code == 200
         assert [k["state"] for k in keys.json()["keys"]] == ["active"]
     finally:
-        assert second.stop(), second.output
+        assert second.stop(workers=2), second.output
     assert not re.search(r"attest_[a-z0-9]{16}_[a-z0-9]{52}", second.output)
     assert admin not in second.output
 
@@ -146,8 +175,8 @@ def test_serve_embedded_keeps_data_across_restarts_and_stops_postgres(short_tmp:
         )
         assert created.status_code == 201
     finally:
-        assert first.stop(), first.output
-    assert "started embedded PostgreSQL" in first.output
+        assert first.stop(workers=2), first.output
+    assert first.output.count("started embedded PostgreSQL") == 1  # by the parent alone
     assert key not in first.output  # a configured admin key is never printed
     pgdata = short_tmp / "data" / "pgdata"
     assert (pgdata / "PG_VERSION").exists()
@@ -163,7 +192,44 @@ def test_serve_embedded_keeps_data_across_restarts_and_stops_postgres(short_tmp:
         assert again.status_code == 200
         assert again.json()["external_ref"] == "e-1"
     finally:
-        assert second.stop(), second.output
+        assert second.stop(workers=2), second.output
+
+
+def test_serve_embedded_default_with_three_workers_owns_one_database(short_tmp: Path) -> None:
+    """No configuration at all (as `make run`), three workers: one embedded PostgreSQL, the
+    generated admin key printed once, one signing key, every worker serving the same data,
+    and on SIGTERM every worker stops before the database does."""
+    port = _free_port()
+    env = _env(short_tmp, ATTEST_PORT=str(port), ATTEST_WORKERS="3")
+    serve = Serve(env, port)
+    try:
+        serve.wait_ready()
+        workers = serve.workers()
+        assert len(workers) == 3
+        admin = {"Authorization": f"Bearer {_admin_key(serve.output_so_far())}"}
+        made = httpx.post(serve.url + "/v1/subjects", json={"external_ref": "w"}, headers=admin)
+        assert made.status_code == 201
+        jwks, reads = set(), set()
+        # Fresh connections, so the requests spread over the workers.
+        for _ in range(30):
+            jwks.add(httpx.get(serve.url + "/.well-known/jwks.json").text)
+            read = httpx.get(serve.url + f"/v1/subjects/{made.json()['id']}", headers=admin)
+            reads.add((read.status_code, read.json()["external_ref"]))
+        assert len(jwks) == 1
+        assert reads == {(200, "w")}
+        keys = httpx.get(serve.url + "/v1/keys", headers=admin).json()["keys"]
+        assert [k["state"] for k in keys] == ["active"]
+        metrics = httpx.get(serve.url + "/metrics").text
+        # Summed over the three workers' pools (prometheus multiprocess mode).
+        assert "attest_db_pool_max_connections 30.0" in metrics, metrics[-2000:]
+    finally:
+        assert serve.stop(workers=3), serve.output
+    assert serve.output.count("started embedded PostgreSQL") == 1
+    assert serve.output.count("bootstrap admin API key") == 1
+    assert len(re.findall(r"attest_[a-z0-9]{16}_[a-z0-9]{52}", serve.output)) == 1
+    assert serve.output.count("generated ES256 signing key") == 1
+    assert not (short_tmp / "data" / "pgdata" / "postmaster.pid").exists()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
 
 
 def test_clients_create_cli_makes_a_working_key(live: object, database_url: str) -> None:

@@ -73,3 +73,25 @@ def test_the_cli_stops_with_a_clear_message(
     monkeypatch.setenv("ATTEST_PORT", "not-a-port")
     assert main(["migrate"]) == 2
     assert "ATTEST_PORT" in capsys.readouterr().err
+
+
+def test_serve_settings_workers_grace_and_log_format() -> None:
+    import os
+
+    defaults = load_settings({})
+    assert defaults.workers == (os.cpu_count() or 1)
+    assert defaults.shutdown_grace == 10
+    assert defaults.log_format == "text"
+    chosen = load_settings(
+        {"ATTEST_WORKERS": "3", "ATTEST_SHUTDOWN_GRACE": "2", "ATTEST_LOG_FORMAT": "json"}
+    )
+    assert (chosen.workers, chosen.shutdown_grace, chosen.log_format) == (3, 2, "json")
+    for variable, value in [
+        ("ATTEST_WORKERS", "0"),
+        ("ATTEST_WORKERS", "-1"),
+        ("ATTEST_WORKERS", "two"),
+        ("ATTEST_SHUTDOWN_GRACE", "0"),
+        ("ATTEST_LOG_FORMAT", "xml"),
+    ]:
+        with pytest.raises(SettingsError, match=variable):
+            load_settings({variable: value})
