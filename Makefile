@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench bench-load install clean
+.PHONY: run test test-faults lint bench bench-load install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+# Faults under load (database outage, slow database, keystore loss): tens of seconds each,
+# on clusters and servers of their own; run once per CI by .ci/run, skipped by `make test`.
+test-faults: $(STAMP)
+	ATTEST_FAULT_TESTS=1 $(BIN)/pytest -q tests/faults
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_verify.py

@@ -116,27 +116,54 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+#: Longest /readyz waits for the database (seconds): a probe must answer even when the
+#: database does not.
+READINESS_TIMEOUT = 2.0
+
+
 @get("/readyz")
 async def readyz(
     runtime: NamedDependency[Runtime], key_service: NamedDependency[KeyService]
 ) -> Response[dict[str, Any]]:
-    """Readiness: database reachable, migrations applied, an active key loaded."""
-    checks = {
-        "database": False,
-        "migrations": False,
-        "signing_key": key_service.keyring.current is not None,
-    }
+    """Readiness: database reachable, migrations applied, the active key loaded and signing.
+
+    Each check is reported by name (and the failed ones listed), so a 503 says which one
+    failed; each is bounded by ``READINESS_TIMEOUT``, so the probe answers even when the
+    database does not. The key check asks the keyring for the key the database names active
+    (loading it, so an instance whose keystore came back recovers here too) and signs a probe
+    with it: a PKCS#11 token that was removed fails it, since the key lives there; a file
+    keystore's key is held in memory and keeps signing while its directory is unreadable."""
+    checks = {"database": False, "migrations": False, "signing_key": False}
+    signer = None
     try:
         assert runtime.pool is not None  # noqa: S101 - services exist only once it is open
-        async with runtime.pool.acquire(timeout=2) as conn:
-            checks["database"] = await conn.fetchval("SELECT true") is True
-            checks["migrations"] = not await pending(conn)
-    except Exception:
-        log.warning("readiness check failed", exc_info=True)
+        async with asyncio.timeout(READINESS_TIMEOUT):
+            async with runtime.pool.acquire(timeout=READINESS_TIMEOUT) as conn:
+                checks["database"] = await conn.fetchval("SELECT true") is True
+                checks["migrations"] = not await pending(conn)
+                signer = await key_service.keyring.active(conn)
+    except Exception as exc:  # noqa: BLE001 - any failure is "not ready", named in the log
+        log.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
+    if not checks["database"]:
+        # The database cannot say which key is active: check the key loaded, so the answer
+        # names the database alone when only the database failed.
+        signer = key_service.keyring.current
+    if signer is not None:
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT):
+                await asyncio.to_thread(signer.sign, b"attest readiness probe")
+            checks["signing_key"] = True
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.warning("readiness: the signing key cannot sign: %s: %s", type(exc).__name__, exc)
     ready = all(checks.values()) and runtime.ready
+    failed = [name for name, ok in checks.items() if not ok]
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    if failed:
+        body["failed"] = failed
     return Response(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
+        body,
         status_code=200 if ready else 503,
+        headers=None if ready else {"Retry-After": "1"},
     )
 
 
@@ -475,7 +502,12 @@ def create_app(
             dsn, result = await _bootstrap(
                 settings, dsn, keystore, clock, embedded=settings.embedded
             )
-            pool = runtime.pool = await create_pool(dsn, settings.db_pool_size)
+            pool = runtime.pool = await create_pool(
+                dsn,
+                settings.db_pool_size,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+                acquire_timeout_ms=settings.db_pool_timeout_ms,
+            )
             runtime.metrics.watch_pool(pool)
             tasks: list[asyncio.Task[None]] = []
             try:

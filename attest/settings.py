@@ -111,6 +111,13 @@ class Settings:
     status_reevaluation_interval_ms: int = 1000
     #: Connections in the asyncpg pool, per instance.
     db_pool_size: int = 10
+    #: Longest a request waits to borrow a pool connection before it is answered 503 with
+    #: Retry-After (milliseconds).
+    db_pool_timeout_ms: int = 5000
+    #: PostgreSQL ``statement_timeout`` of the service's pooled connections: a statement
+    #: running (or waiting for a lock) longer is cancelled and answered 503 (milliseconds;
+    #: 0: no limit).
+    db_statement_timeout_ms: int = 10_000
     #: Log level name.
     log_level: str = "INFO"
     #: Algorithm of newly created signing keys: ``ES256`` or ``EdDSA`` (Ed25519).
@@ -258,6 +265,8 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "max_body_size": (1024, 10_000_000),
     "evidence_validity_days": (1, 3650),
     "db_pool_size": (1, 200),
+    "db_pool_timeout_ms": (10, 600_000),
+    "db_statement_timeout_ms": (0, 3_600_000),
     "key_rotation_interval": (0, 10 * 365 * 86_400),
     "key_prepublish": (0, 10 * 365 * 86_400),
     "key_retiring_window": (0, 10 * 365 * 86_400),

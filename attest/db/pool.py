@@ -1,4 +1,20 @@
-"""The asyncpg pool, with JSON codecs so jsonb columns read and write Python objects."""
+"""The asyncpg pool, with JSON codecs so jsonb columns read and write Python objects.
+
+Every wait on the database is bounded, so a slow or lost database turns into a quick 503
+problem (attest.http.problems) instead of requests piling up behind it:
+
+- borrowing a connection waits at most ``acquire_timeout_ms`` (``ATTEST_DB_POOL_TIMEOUT_MS``)
+  unless the caller passes its own timeout: asyncpg's own default is to wait forever;
+- each statement of the service role's connections runs at most ``statement_timeout_ms``
+  (``ATTEST_DB_STATEMENT_TIMEOUT_MS``, PostgreSQL's ``statement_timeout``, enforced by the
+  server, which cancels the statement and releases its locks: SQLSTATE 57014);
+- the client gives up on a statement a few seconds after that (``command_timeout``), for a
+  server that does not answer at all.
+
+A connection that broke (the server restarted, the network dropped) is discarded by the
+pool when it is released, and the next acquire opens a fresh one: no restart is needed
+once the database is back.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +22,14 @@ import json
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 
 from attest.db import Conn
 
-__all__ = ["create_pool", "init_connection"]
+__all__ = ["BoundedPool", "create_pool", "init_connection"]
+
+#: Client-side limit on one statement when the server-side one is off (seconds).
+_COMMAND_TIMEOUT = 30.0
 
 
 def _dumps(value: Any) -> str:
@@ -21,8 +41,45 @@ async def init_connection(conn: Conn) -> None:
         await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
-    pool: asyncpg.Pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=size, init=init_connection, command_timeout=30
+class BoundedPool(asyncpg.Pool):
+    """An asyncpg pool whose ``acquire()`` waits a bounded time by default."""
+
+    def __init__(self, *args: Any, acquire_timeout: float | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        # On timeout asyncpg raises asyncio.TimeoutError (the builtin TimeoutError, an
+        # OSError): answered as a 503 problem with Retry-After.
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    dsn: str,
+    size: int,
+    *,
+    statement_timeout_ms: int = 0,
+    acquire_timeout_ms: int | None = None,
+) -> asyncpg.Pool:
+    """The service's pool: ``size`` connections at most; 0 ms statement timeout: none."""
+    server_settings = {"statement_timeout": str(statement_timeout_ms)}
+    command_timeout = max(_COMMAND_TIMEOUT, statement_timeout_ms / 1000 + 5)
+    acquire_timeout = None if not acquire_timeout_ms else acquire_timeout_ms / 1000
+    pool = BoundedPool(
+        dsn,
+        acquire_timeout=acquire_timeout,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        min_size=1,
+        max_size=size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        init=init_connection,
+        command_timeout=command_timeout,
+        server_settings=server_settings,
+        # Opening a connection is part of an acquire: bounded by the same wait.
+        timeout=acquire_timeout or 60,
     )
+    await pool
     return pool

@@ -181,16 +181,45 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     )
 
 
+def _interface_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # asyncpg's InterfaceError is a misuse of the client (a bug: a 500) except when the
+    # connection under it is gone: closed by a server restart or a dropped socket.
+    if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError) or (
+        "connection is closed" in str(exc) or "pool is closing" in str(exc)
+    ):
+        return _unavailable(request, exc)
+    return _internal_error(request, exc)
+
+
+#: Database and keystore failures a client may retry: 503 with Retry-After on every route
+#: and every guard (the API-key lookup before a handler included), never a 500. Looked up
+#: by the exception's class hierarchy, most specific first.
+_RETRYABLE: tuple[type[Exception], ...] = (
+    KeystoreFailure,
+    # SQLSTATE class 08: the connection failed or was lost (ConnectionDoesNotExistError).
+    asyncpg.PostgresConnectionError,
+    # Class 57: operator intervention: a cancelled statement (statement_timeout, 57014),
+    # an admin or crash shutdown (57P01, 57P02), a server still starting (57P03).
+    asyncpg.exceptions.OperatorInterventionError,
+    # Class 53: too many connections, out of memory, disk full.
+    asyncpg.exceptions.InsufficientResourcesError,
+    # Class 40: serialization failure, deadlock: the transaction rolled back as a whole.
+    asyncpg.exceptions.TransactionRollbackError,
+    # Lock wait cancelled by lock_timeout (55P03).
+    asyncpg.exceptions.LockNotAvailableError,
+    # Refused, reset or timed out sockets; asyncio.TimeoutError is TimeoutError, an OSError:
+    # a pool acquire that waited past ATTEST_DB_POOL_TIMEOUT_MS, a statement past the
+    # client's command_timeout.
+    OSError,
+)
+
 exception_handlers: dict[type[Exception] | int, Any] = {
     AttestError: _attest_error,
     HTTPException: _http_error,
     asyncpg.CharacterNotInRepertoireError: _unstorable_text,
     asyncpg.UntranslatableCharacterError: _unstorable_text,
     RecursionError: _too_deep,
-    KeystoreFailure: _unavailable,
-    asyncpg.PostgresConnectionError: _unavailable,
-    asyncpg.CannotConnectNowError: _unavailable,
-    asyncpg.TooManyConnectionsError: _unavailable,
-    ConnectionError: _unavailable,
+    **dict.fromkeys(_RETRYABLE, _unavailable),
+    asyncpg.InterfaceError: _interface_error,
     Exception: _internal_error,
 }
