@@ -143,17 +143,17 @@ def test_a_form_without_its_csrf_token_is_refused(
     assert _card(page, pending["id"]).count() == 1
 
     # A form built in the page (as a forging site would), without the token: refused.
-    page.evaluate(
-        """id => {
-            const form = document.createElement('form');
-            form.method = 'post';
-            form.action = '/console/reviews/' + id + '/approve';
-            document.body.appendChild(form);
-            form.submit();
-        }""",
-        pending["id"],
-    )
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.evaluate(
+            """id => {
+                const form = document.createElement('form');
+                form.method = 'post';
+                form.action = '/console/reviews/' + id + '/approve';
+                document.body.appendChild(form);
+                form.submit();
+            }""",
+            pending["id"],
+        )
     assert page.get_by_role("heading", level=1).inner_text() == "Form refused"
     screenshot(page, "csrf-refused")
     # With a wrong token, and with another session's token: refused too.
