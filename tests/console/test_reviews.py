@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from attest_testing.browser import assert_keyboard_reachable, screenshot, sign_in
+from attest_testing.mrz import mrz_evidence, td3, unique_number
 from attest_testing.service import LPR_CARD, US_PASSPORT, events, submit
 from attest_testing.support import Actors
 
@@ -42,7 +43,9 @@ def test_four_eyes_with_two_reviewers(
         subject = onboard(alice_api, "hr-4eyes")
         passport = submit(alice_api, subject["id"], US_PASSPORT)
         card = submit(alice_api, subject["id"], LPR_CARD)
-    assert passport["status"] == card["status"] == "pending_approval"
+        number = unique_number()
+        mrz = submit(alice_api, subject["id"], mrz_evidence(td3(number=number), "IAL2"))
+    assert passport["status"] == card["status"] == mrz["status"] == "pending_approval"
 
     alice = new_context().new_page()
     bob = new_context().new_page()
@@ -63,6 +66,12 @@ def test_four_eyes_with_two_reviewers(
     assert "us_person_status: us_citizen" in text
     assert "IAL2" in text
     assert _card(bob, card["id"]).count() == 1
+    # MRZ evidence: the checks it passed, the nationality it supports, never its number.
+    passed = _card(bob, mrz["id"]).locator("ul.checks li").all_inner_texts()
+    assert "✓ check digit: document number" in passed
+    assert "✓ document not expired" in passed
+    assert "citizenship: DE" in _card(bob, mrz["id"]).inner_text()
+    assert number not in bob.content()
     screenshot(bob, "reviewer-queue")
     assert_keyboard_reachable(bob)
 

@@ -93,3 +93,20 @@ def test_console_responses_carry_the_security_headers(live: LiveServer) -> None:
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
         assert response.headers["cache-control"] == "no-store"
+
+
+def test_the_sign_in_form_needs_its_csrf_token(live: LiveServer, actors: Actors) -> None:
+    """Login CSRF: a sign-in posted without the form's token (and its cookie) is refused,
+    even with a good key, and starts no session."""
+    key = actors.key("subjects:read")
+    answer = httpx.post(live.base_url + "/console/sign-in", data={"api_key": key})
+    assert answer.status_code == 403
+    assert "Form refused" in answer.text
+    assert SESSION not in answer.cookies
+    forged = httpx.post(
+        live.base_url + "/console/sign-in",
+        data={"api_key": key, "csrf_token": "a" * 43},
+        cookies={"attest_console_csrf": "b" * 43},
+    )
+    assert forged.status_code == 403
+    assert SESSION not in forged.cookies
