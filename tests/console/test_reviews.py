@@ -190,3 +190,40 @@ def test_the_queue_needs_the_review_scope(page: Any, actors: Actors) -> None:
     assert answer is not None
     assert answer.status == 403
     assert "evidence:review" in page.locator("main").inner_text()
+
+
+def test_evidence_of_a_related_client_is_not_in_the_queue(
+    new_context: Callable[[], Any],
+    actors: Actors,
+    onboard: Callable[..., dict[str, Any]],
+) -> None:
+    """Four-eyes by relation: a reviewer who created the submitting client never sees its
+    evidence in the queue (and the approval, posted anyway, is refused); an unrelated
+    reviewer does see it."""
+    creator_key = actors.key(*REVIEWER, "clients:admin", name="creator")
+    with actors.live.client(creator_key) as creator_api:
+        made = creator_api.post(
+            "/v1/clients",
+            json={"name": "made-by-creator", "scopes": ["evidence:write", "subjects:write"]},
+        )
+        assert made.status_code == 201, made.text
+    with actors.live.client(made.json()["api_key"]) as submitter:
+        subject = onboard(submitter, "hr-related")
+        pending = submit(submitter, subject["id"], US_PASSPORT)
+
+    creator = new_context().new_page()
+    sign_in(creator, creator_key)
+    creator.goto("/console/reviews")
+    assert creator.locator(f"#ev-{pending['id']}").count() == 0
+    answer = creator.request.post(
+        f"/console/reviews/{pending['id']}/approve",
+        form={"csrf_token": _csrf_of(creator)},
+        max_redirects=0,
+    )
+    assert answer.status == 403
+    assert "related to the submitting client" in answer.text()
+
+    stranger = new_context().new_page()
+    sign_in(stranger, actors.key(*REVIEWER, name="stranger"))
+    stranger.goto("/console/reviews")
+    assert _card(stranger, pending["id"]).count() == 1

@@ -110,3 +110,18 @@ def test_the_sign_in_form_needs_its_csrf_token(live: LiveServer, actors: Actors)
     )
     assert forged.status_code == 403
     assert SESSION not in forged.cookies
+
+
+def test_a_rotated_out_key_ends_its_session(page: Any, actors: Actors, admin: httpx.Client) -> None:
+    """The session remembers the key id it signed in with: once a rotation's grace is over
+    that key no longer authenticates, so the session ends (the new key signs in anew)."""
+    key = actors.key("subjects:read", name="dora")
+    sign_in(page, key)
+    listed = admin.get("/v1/clients").json()["clients"]
+    [client] = [c for c in listed if c["key_id"] == key.split("_")[1]]
+    rotated = admin.post(f"/v1/clients/{client['id']}/keys", json={"grace_seconds": 0})
+    assert rotated.status_code == 201, rotated.text
+    page.goto("/console")
+    page.wait_for_url("**/console/sign-in")
+    sign_in(page, rotated.json()["api_key"])
+    assert page.get_by_role("heading", level=1).inner_text() == "Signed in as dora"
