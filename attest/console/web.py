@@ -188,10 +188,12 @@ def _context(
     connection: ASGIConnection[Any, Any, Any, Any], extra: dict[str, Any]
 ) -> dict[str, Any]:
     session = session_of(connection)
+    # Before sign-in the page passes its login-CSRF token; with a session, the session's.
+    login_token = extra.pop("csrf_token", "")
     return {
         "session": session,
         "principal": session.client if session else None,
-        "csrf_token": session.csrf_token if session else extra.pop("csrf_token", ""),
+        "csrf_token": session.csrf_token if session else login_token,
         "base": BASE,
         **extra,
     }
