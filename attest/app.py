@@ -37,6 +37,9 @@ from attest.clients.routes import (
 )
 from attest.clients.service import ClientService, Limits, PostgresCounters, RedisCounters
 from attest.clock import Clock, utc_now
+from attest.console import web as console_web
+from attest.console.router import console_router, template_config
+from attest.console.service import SessionService
 from attest.db import Conn, roles
 from attest.db.changes import ChangeFeed
 from attest.db.embedded import EmbeddedPostgres
@@ -93,6 +96,7 @@ from attest.status.routes import read_status_list
 from attest.status.service import StatusListService
 from attest.subjects.routes import batch_route, create_subject, read_subject, revoke_subject
 from attest.subjects.service import SubjectService
+from attest.tokens.listing import TokenListing
 from attest.tokens.routes import issue_token, read_attestation, revoke_token
 from attest.tokens.service import TokenService
 
@@ -324,6 +328,8 @@ SERVICE_NAMES = (
     "status_list_service",
     "log_service",
     "log_directory",  # the log service, as discovery and key history see it
+    console_web.STATE_KEY,  # the console's sessions; also what its guards resume with
+    "token_listing",  # a subject's tokens and their status (the console's subject page)
 )
 
 
@@ -379,6 +385,10 @@ def _services(
         signer=keyring,
         feed=feed,
         recheck=settings.published_recheck_ms / 1000,
+    )
+    app.state["token_listing"] = TokenListing(pool)
+    app.state[console_web.STATE_KEY] = SessionService(
+        pool, app.state[auth.STATE_KEY], ttl=settings.console_session_ttl, clock=clock
     )
     return keys
 
@@ -446,6 +456,7 @@ def _route_handlers(settings: Settings) -> list[Any]:
         inclusion_proof,
         consistency_proof,
         receipt,
+        console_router(settings),
     ]
 
 
@@ -570,6 +581,7 @@ def create_app(
         request_class=StrictRequest,
         request_max_body_size=settings.max_body_size,
         openapi_config=OpenAPIConfig(title="attest", version=__version__, path="/schema"),
+        template_config=template_config(),
         debug=False,
     )
     app.state["runtime"] = runtime

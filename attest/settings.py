@@ -120,6 +120,9 @@ class Settings:
     db_statement_timeout_ms: int = 10_000
     #: Log level name.
     log_level: str = "INFO"
+    #: How long a console sign-in lasts (seconds), from sign-in; then the browser signs in
+    #: again. Signing out, or the client's key ceasing to work, ends it sooner.
+    console_session_ttl: int = 3600
     #: Algorithm of newly created signing keys: ``ES256`` or ``EdDSA`` (Ed25519).
     key_algorithm: str = "ES256"
     #: How long a key signs before a scheduled rotation replaces it (seconds); 0: never.
@@ -278,6 +281,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "published_recheck_ms": (0, 1000),
     "workers": (1, 256),
     "shutdown_grace": (1, 3600),
+    "console_session_ttl": (60, 7 * 86_400),
 }
 
 
