@@ -33,6 +33,7 @@ __all__ = [
     "run_steps",
     "token_attestation_check",
     "token_checks",
+    "token_kid",
     "token_payload",
 ]
 
@@ -214,7 +215,7 @@ def token_checks(
         verifier.verify(token)
     except InvalidToken as exc:
         failure = exc
-    kid = _kid(token)
+    kid = token_kid(token)
     results: list[Check] = []
     reached = True
     for name, title, codes in _TOKEN_GROUPS:
@@ -243,7 +244,8 @@ def token_checks(
     return results
 
 
-def _kid(token: str) -> str:
+def token_kid(token: str) -> str:
+    """The header's ``kid`` (unverified), or "?"."""
     try:
         header = json.loads(b64decode(token.split(".", maxsplit=1)[0]))
     except (InvalidToken, ValueError, IndexError, AttributeError):
