@@ -120,9 +120,12 @@ def render(title: str, labels: Sequence[str], series: dict[str, list[int]]) -> s
         truncate_legend=-1,
         print_values=False,
         no_data_text="No data in this period",
-        min_scale=1,
-        max_scale=8,
     )
+    if series:
+        # Counts are whole numbers: integer ticks, about five of them.
+        top = max((sum(column) for column in zip(*series.values(), strict=True)), default=0)
+        step = max(1, -(-top // 5))
+        chart.y_labels = list(range(0, max(top, 1) + step, step))
     chart.add_xml_filter(_no_scripts)
     chart.x_labels = list(labels)
     for name, values in series.items():

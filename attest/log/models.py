@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,3 +62,8 @@ class CheckpointRecord:
     consistent_with_older: bool | None
     #: The tree size of the older checkpoint compared with, if any.
     older_size: int | None
+
+    @property
+    def root_base64(self) -> str:
+        """The root as the checkpoint text spells it (C2SP tlog-checkpoint)."""
+        return base64.b64encode(self.root).decode()
