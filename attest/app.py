@@ -36,6 +36,9 @@ from attest.clients.routes import (
 )
 from attest.clients.service import ClientService, Limits, PostgresCounters, RedisCounters
 from attest.clock import Clock, utc_now
+from attest.console import web as console_web
+from attest.console.router import console_router, template_config
+from attest.console.service import SessionService
 from attest.db import Conn, roles
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
@@ -281,6 +284,7 @@ SERVICE_NAMES = (
     "status_list_service",
     "log_service",
     "log_directory",  # the log service, as discovery and key history see it
+    console_web.STATE_KEY,  # the console's sessions; also what its guards resume with
 )
 
 
@@ -329,6 +333,9 @@ def _services(
     )
     app.state["status_list_service"] = StatusListService(
         pool, issuer=settings.issuer, ttl=settings.status_list_ttl, signer=keyring
+    )
+    app.state[console_web.STATE_KEY] = SessionService(
+        pool, app.state[auth.STATE_KEY], ttl=settings.console_session_ttl, clock=clock
     )
     return keys
 
@@ -396,6 +403,7 @@ def _route_handlers(settings: Settings) -> list[Any]:
         inclusion_proof,
         consistency_proof,
         receipt,
+        console_router(settings),
     ]
 
 
@@ -489,6 +497,7 @@ def create_app(
         request_class=StrictRequest,
         request_max_body_size=settings.max_body_size,
         openapi_config=OpenAPIConfig(title="attest", version=__version__, path="/schema"),
+        template_config=template_config(),
         debug=False,
     )
     app.state["runtime"] = runtime

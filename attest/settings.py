@@ -113,6 +113,9 @@ class Settings:
     db_pool_size: int = 10
     #: Log level name.
     log_level: str = "INFO"
+    #: How long a console sign-in lasts (seconds), from sign-in; then the browser signs in
+    #: again. Signing out, or the client's key ceasing to work, ends it sooner.
+    console_session_ttl: int = 3600
     #: Algorithm of newly created signing keys: ``ES256`` or ``EdDSA`` (Ed25519).
     key_algorithm: str = "ES256"
     #: How long a key signs before a scheduled rotation replaces it (seconds); 0: never.
@@ -254,6 +257,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "status_list_size": (16, 1 << 24),
     "status_list_ttl": (1, 3600),
     "status_reevaluation_interval_ms": (50, 60_000),
+    "console_session_ttl": (60, 7 * 86_400),
 }
 
 

@@ -352,6 +352,16 @@ class ClientService:
             )
         return client
 
+    async def reauthenticate(self, client_id: uuid.UUID, key_id: str) -> Client | None:
+        """The client again, for a console session that signed in with ``key_id`` (whose
+        secret it never keeps): None once the client is revoked or expired, or the key is
+        past its rotation grace. Read from the database on every call, as authenticate
+        does, so the current scopes apply and every instance ends the session at once."""
+        found = await repository.find_by_key_id(self._pool, key_id, self._clock())
+        if found is None or found[0].id != client_id:
+            return None
+        return found[0]
+
     async def refused_scope(self, client: Client, scope: str) -> None:
         """Count a request refused for a missing scope; record the first of each window."""
         self._metrics.scope_refusals.labels(scope).inc()
