@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
 from attest.audit.service import AuditService
@@ -34,7 +34,7 @@ async def policies(
 @get("/policies/{name:str}", guards=[page_scope("policies:read")], name="console-policy")
 async def policy(
     request: Request[Any, Any, Any],
-    name: str,
+    name: FromPath[str],
     policy_service: NamedDependency[PolicyService],
     audit_service: NamedDependency[AuditService],
     old: Annotated[int | None, VERSION] = None,
@@ -54,7 +54,7 @@ async def policy(
 @get("/audiences/{audience:str}", guards=[page_scope("audiences:read")], name="console-audience")
 async def audience(
     request: Request[Any, Any, Any],
-    audience: str,
+    audience: FromPath[str],
     policy_service: NamedDependency[PolicyService],
     audit_service: NamedDependency[AuditService],
 ) -> Template:
