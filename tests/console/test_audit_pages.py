@@ -8,6 +8,7 @@ import base64
 import copy
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -336,3 +337,21 @@ def test_auditor_pages_need_audit_read(page: Any, actors: Actors) -> None:
         response = page.goto(path)
         assert response.status == 403, path
         assert "audit:read" in page.get_by_role("alert").inner_text()
+
+
+def test_another_tenants_token_is_authentic_but_not_in_view(
+    page: Any, actors: Actors, auditor: httpx.Client
+) -> None:
+    """An auditor sees only their tenant's attestations: a token of another tenant verifies,
+    but its attestation is not shown (nor its log entry checked)."""
+    _, issued = _issue(actors)
+    _receipt(auditor, issued["jti"])
+    other = actors.key("audit:read", name="elsewhere", tenant=f"t-{uuid.uuid4().hex[:12]}")
+    sign_in(page, other)
+    _paste(page, issued["token"])
+    assert _rows(page, "token-checks")[0][:2] == ("signature", "pass")
+    log_rows = _rows(page, "log-checks")
+    assert log_rows[0][:2] == ("attestation", "fail")
+    assert "no_attestation" in page.locator('#log-checks tr[data-check="attestation"]').inner_text()
+    assert {o for _, o, _ in log_rows[1:]} == {"skipped"}
+    assert issued["jti"] not in page.locator("#details").inner_text()
