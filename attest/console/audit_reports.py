@@ -95,7 +95,9 @@ class Report:
 
     @property
     def valid(self) -> bool:
-        return all(c.outcome != "fail" for c in self.checks) and any(
+        """Nothing failed and the log part was checked through (a token's holder binding
+        is reported, not checked: the resource server checks its DPoP proof)."""
+        return all(c.outcome != "fail" for c in self.token_checks) and all(
             c.outcome == "pass" for c in self.log_checks
         )
 

@@ -355,3 +355,22 @@ def test_another_tenants_token_is_authentic_but_not_in_view(
     assert "no_attestation" in page.locator('#log-checks tr[data-check="attestation"]').inner_text()
     assert {o for _, o, _ in log_rows[1:]} == {"skipped"}
     assert issued["jti"] not in page.locator("#details").inner_text()
+
+
+def test_hostile_receipt_text_is_shown_as_text(
+    page: Any, actors: Actors, auditor_key: str, auditor: httpx.Client
+) -> None:
+    """What a receipt says reaches the page only escaped (a dialog would fail the test)."""
+    _, issued = _issue(actors)
+    receipt = copy.deepcopy(_receipt(auditor, issued["jti"]))
+    hostile = "<img src=x onerror=alert(1)>"
+    receipt["log"]["origin"] = hostile
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in(page, auditor_key)
+    _upload(page, receipt)
+    row = page.locator('#log-checks tr[data-check="checkpoint"]')
+    assert row.get_attribute("data-outcome") == "fail"
+    assert hostile in row.inner_text()
+    assert page.locator("#log-checks img").count() == 0
+    assert dialogs == []
