@@ -94,6 +94,7 @@ from attest.status.routes import read_status_list
 from attest.status.service import StatusListService
 from attest.subjects.routes import batch_route, create_subject, read_subject, revoke_subject
 from attest.subjects.service import SubjectService
+from attest.tokens.listing import TokenListing
 from attest.tokens.routes import issue_token, read_attestation, revoke_token
 from attest.tokens.service import TokenService
 
@@ -285,6 +286,7 @@ SERVICE_NAMES = (
     "log_service",
     "log_directory",  # the log service, as discovery and key history see it
     console_web.STATE_KEY,  # the console's sessions; also what its guards resume with
+    "token_listing",  # a subject's tokens and their status (the console's subject page)
 )
 
 
@@ -334,6 +336,7 @@ def _services(
     app.state["status_list_service"] = StatusListService(
         pool, issuer=settings.issuer, ttl=settings.status_list_ttl, signer=keyring
     )
+    app.state["token_listing"] = TokenListing(pool)
     app.state[console_web.STATE_KEY] = SessionService(
         pool, app.state[auth.STATE_KEY], ttl=settings.console_session_ttl, clock=clock
     )

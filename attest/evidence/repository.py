@@ -19,6 +19,7 @@ __all__ = [
     "insert_many",
     "list_for_subject",
     "lock_documents",
+    "pending_for_review",
     "use_assertion",
     "verified_for_subject",
 ]
@@ -33,6 +34,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING {COLUMNS}
 """
 SELECT_ONE = f"SELECT {COLUMNS} FROM evidence WHERE id = $1"
+# Awaiting approval in a tenant ($1 NULL: every tenant, for an admin), oldest first, never
+# what $2 submitted itself (the reviewer queue; the four-eyes relation is the service's).
+SELECT_PENDING_FOR_REVIEW = f"""
+SELECT {COLUMNS} FROM evidence
+WHERE status = 'pending_approval' AND ($1::text IS NULL OR tenant = $1) AND submitted_by <> $2
+ORDER BY created_at, id
+LIMIT $3
+"""
 SELECT_FOR_UPDATE = SELECT_ONE + " FOR UPDATE"
 APPROVE = f"""
 UPDATE evidence SET status = 'verified', approved_by = $2, verified_at = $3, reverify_at = $4,
@@ -153,6 +162,13 @@ async def approve(
 
 async def list_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[Evidence]:
     return [_evidence(r) for r in await conn.fetch(SELECT_FOR_SUBJECT, subject_id)]
+
+
+async def pending_for_review(
+    conn: Conn, tenant: str | None, reviewer: uuid.UUID, limit: int
+) -> list[Evidence]:
+    rows = await conn.fetch(SELECT_PENDING_FOR_REVIEW, tenant, reviewer, limit)
+    return [_evidence(r) for r in rows]
 
 
 async def verified_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[Evidence]:

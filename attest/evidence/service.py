@@ -21,7 +21,7 @@ from attest.audit import service as audit
 from attest.clients import service as clients
 from attest.clients.models import Client
 from attest.db import Conn
-from attest.errors import Conflict, NotFound, UnprocessableInput
+from attest.errors import Conflict, FourEyesViolation, NotFound, UnprocessableInput
 from attest.evidence import repository
 from attest.evidence.batch import BatchItemResult, BatchRequest, PlannedItem, plan_batch, refs_of
 from attest.evidence.idp import (
@@ -349,6 +349,27 @@ class EvidenceService:
         return updated
 
     # -- reads ----------------------------------------------------------------------------
+
+    async def reviewable(self, client: Client, *, limit: int = 200) -> list[Evidence]:
+        """The reviewer queue: evidence awaiting approval in the client's tenant (admin:
+        every tenant), oldest first, that ``client`` may approve under the rule
+        :meth:`approve` applies (check_four_eyes): never its own submissions, nor those of a
+        client related to it. Of the ``limit`` oldest pending items not its own."""
+        tenant = None if client.is_admin else client.tenant
+        async with self._pool.acquire() as conn:
+            pending = await repository.pending_for_review(conn, tenant, client.id, limit)
+            allowed: dict[uuid.UUID, bool] = {}
+            for item in pending:
+                if item.submitted_by in allowed:
+                    continue
+                related = await clients.related(conn, item.submitted_by, client.id)
+                try:
+                    check_four_eyes(item, client.id, related=related)
+                except FourEyesViolation:
+                    allowed[item.submitted_by] = False
+                else:
+                    allowed[item.submitted_by] = True
+        return [item for item in pending if allowed[item.submitted_by]]
 
     async def profile(self, client: Client, subject_id: str, now: datetime) -> Profile:
         async with self._pool.acquire() as conn:

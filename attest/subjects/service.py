@@ -121,6 +121,14 @@ class SubjectService:
             )
         return created, True
 
+    async def find(
+        self, client: Client, *, subject_id: str | None = None, external_ref: str | None = None
+    ) -> Subject:
+        """A subject the client may see, by id or by external_ref in its tenant (NotFound
+        otherwise: the same answer for another tenant's)."""
+        async with self._pool.acquire() as conn:
+            return await resolve(conn, client, subject_id=subject_id, external_ref=external_ref)
+
     async def revoke(
         self, client: Client, subject_id: str, *, reason_given: bool, now: datetime
     ) -> Subject:

@@ -11,6 +11,7 @@ __all__ = [
     "Attestation",
     "HolderKey",
     "IssueRequest",
+    "IssuedEntry",
     "IssuedToken",
     "NewAttestation",
     "Revoked",
@@ -86,3 +87,20 @@ class HolderKey:
     audience: str
     tokens: int
     last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedEntry:
+    """One token issued for a subject, as a listing shows it: never the token itself.
+
+    ``status`` is the token's status-list value (0 VALID, 1 INVALID, 2 SUSPENDED).
+    """
+
+    jti: str
+    tenant: str
+    audience: str
+    policy_name: str
+    policy_version: int
+    issued_at: datetime
+    expires_at: datetime
+    status: int

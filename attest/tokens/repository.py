@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 
 from attest.db import Conn
-from attest.tokens.models import Attestation, HolderKey, NewAttestation
+from attest.tokens.models import Attestation, HolderKey, IssuedEntry, NewAttestation
 
 __all__ = [
     "get_attestation",
     "holder_keys",
     "holder_keys_seen",
     "insert_attestation",
+    "issued_for_subject",
     "lock_holder_keys",
     "other_requesters",
 ]
@@ -128,3 +129,31 @@ async def get_attestation(conn: Conn, jti: str) -> Attestation | None:
         signature=row["signature"],
     )
     return Attestation(record, row["policy_document"], row["public_jwk"], row["alg"])
+
+
+# A subject's tokens, newest first, each with its status-list value (0 when it has none).
+SELECT_ISSUED_FOR_SUBJECT = """
+SELECT a.jti, a.tenant, a.audience, a.policy_name, a.policy_version, a.issued_at,
+    a.expires_at, coalesce(s.status, 0) AS status
+FROM attestations a LEFT JOIN token_statuses s ON s.jti = a.jti
+WHERE a.subject_id = $1
+ORDER BY a.issued_at DESC, a.jti
+LIMIT $2
+"""
+
+
+async def issued_for_subject(conn: Conn, subject_id: uuid.UUID, limit: int) -> list[IssuedEntry]:
+    rows = await conn.fetch(SELECT_ISSUED_FOR_SUBJECT, subject_id, limit)
+    return [
+        IssuedEntry(
+            jti=r["jti"],
+            tenant=r["tenant"],
+            audience=r["audience"],
+            policy_name=r["policy_name"],
+            policy_version=r["policy_version"],
+            issued_at=r["issued_at"],
+            expires_at=r["expires_at"],
+            status=r["status"],
+        )
+        for r in rows
+    ]
