@@ -164,6 +164,20 @@ async def check_token(
     steps = token_checks(
         token, issuer=issuer, jwks=jwks, status_lists=statuses, now=now.timestamp()
     )
+    history = await key_service.history()
+    kid = token_kid(token)
+    signer = next((k for k in history if k.kid == kid), None)
+    key = _window(signer) if signer is not None else None
+    if steps[0].code == "unknown_key" and signer is not None:
+        # Not in the published key set, but in the history: say which state it is in.
+        steps[0] = Check(
+            steps[0].name,
+            steps[0].title,
+            "fail",
+            f"key {kid} is {signer.state} and no longer in the published key set: "
+            "verifiers refuse its tokens",
+            "unknown_key",
+        )
     if steps[0].outcome != "pass":
         return Report(
             steps,
@@ -172,12 +186,9 @@ async def check_token(
                 *_skipped(NOT_REACHED, "log."),
             ],
             None,
-            None,
+            key,
         )
     # The signature verified: the payload is the issuer's, and its jti names the attestation.
-    kid = token_kid(token)
-    signer = next((k for k in await key_service.history() if k.kid == kid), None)
-    key = _window(signer) if signer is not None else None
     jti = payload.get("jti")
     try:
         found = await token_service.attestation(client, str(jti))
