@@ -20,10 +20,13 @@ _STATES = {0: "valid", 1: "revoked", 2: "suspended"}
 
 
 def token_state(status: int, expires_at: datetime, now: datetime) -> str:
-    """What a verifier would say now: revoked (INVALID is final) before suspended before
-    expired; else valid."""
+    """What the token is now: revoked (INVALID is final, also after expiry), else expired
+    once ``exp`` has passed (a suspension is temporary: past exp it no longer matters),
+    else suspended or valid. An unknown value is never shown as valid."""
     state = _STATES.get(status, "revoked")
-    if state == "valid" and expires_at <= now:
+    if state == "revoked":
+        return state
+    if expires_at <= now:
         return "expired"
     return state
 

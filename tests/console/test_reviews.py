@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from attest_testing.browser import assert_keyboard_reachable, screenshot, sign_in
+from attest_testing.mrz import mrz_evidence, td3, unique_number
 from attest_testing.service import LPR_CARD, US_PASSPORT, events, submit
 from attest_testing.support import Actors
 
@@ -42,7 +43,9 @@ def test_four_eyes_with_two_reviewers(
         subject = onboard(alice_api, "hr-4eyes")
         passport = submit(alice_api, subject["id"], US_PASSPORT)
         card = submit(alice_api, subject["id"], LPR_CARD)
-    assert passport["status"] == card["status"] == "pending_approval"
+        number = unique_number()
+        mrz = submit(alice_api, subject["id"], mrz_evidence(td3(number=number), "IAL2"))
+    assert passport["status"] == card["status"] == mrz["status"] == "pending_approval"
 
     alice = new_context().new_page()
     bob = new_context().new_page()
@@ -63,6 +66,12 @@ def test_four_eyes_with_two_reviewers(
     assert "us_person_status: us_citizen" in text
     assert "IAL2" in text
     assert _card(bob, card["id"]).count() == 1
+    # MRZ evidence: the checks it passed, the nationality it supports, never its number.
+    passed = _card(bob, mrz["id"]).locator("ul.checks li").all_inner_texts()
+    assert "✓ check digit: document number" in passed
+    assert "✓ document not expired" in passed
+    assert "citizenship: DE" in _card(bob, mrz["id"]).inner_text()
+    assert number not in bob.content()
     screenshot(bob, "reviewer-queue")
     assert_keyboard_reachable(bob)
 
@@ -181,3 +190,40 @@ def test_the_queue_needs_the_review_scope(page: Any, actors: Actors) -> None:
     assert answer is not None
     assert answer.status == 403
     assert "evidence:review" in page.locator("main").inner_text()
+
+
+def test_evidence_of_a_related_client_is_not_in_the_queue(
+    new_context: Callable[[], Any],
+    actors: Actors,
+    onboard: Callable[..., dict[str, Any]],
+) -> None:
+    """Four-eyes by relation: a reviewer who created the submitting client never sees its
+    evidence in the queue (and the approval, posted anyway, is refused); an unrelated
+    reviewer does see it."""
+    creator_key = actors.key(*REVIEWER, "clients:admin", name="creator")
+    with actors.live.client(creator_key) as creator_api:
+        made = creator_api.post(
+            "/v1/clients",
+            json={"name": "made-by-creator", "scopes": ["evidence:write", "subjects:write"]},
+        )
+        assert made.status_code == 201, made.text
+    with actors.live.client(made.json()["api_key"]) as submitter:
+        subject = onboard(submitter, "hr-related")
+        pending = submit(submitter, subject["id"], US_PASSPORT)
+
+    creator = new_context().new_page()
+    sign_in(creator, creator_key)
+    creator.goto("/console/reviews")
+    assert creator.locator(f"#ev-{pending['id']}").count() == 0
+    answer = creator.request.post(
+        f"/console/reviews/{pending['id']}/approve",
+        form={"csrf_token": _csrf_of(creator)},
+        max_redirects=0,
+    )
+    assert answer.status == 403
+    assert "related to the submitting client" in answer.text()
+
+    stranger = new_context().new_page()
+    sign_in(stranger, actors.key(*REVIEWER, name="stranger"))
+    stranger.goto("/console/reviews")
+    assert _card(stranger, pending["id"]).count() == 1

@@ -93,3 +93,35 @@ def test_console_responses_carry_the_security_headers(live: LiveServer) -> None:
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
         assert response.headers["cache-control"] == "no-store"
+
+
+def test_the_sign_in_form_needs_its_csrf_token(live: LiveServer, actors: Actors) -> None:
+    """Login CSRF: a sign-in posted without the form's token (and its cookie) is refused,
+    even with a good key, and starts no session."""
+    key = actors.key("subjects:read")
+    answer = httpx.post(live.base_url + "/console/sign-in", data={"api_key": key})
+    assert answer.status_code == 403
+    assert "Form refused" in answer.text
+    assert SESSION not in answer.cookies
+    forged = httpx.post(
+        live.base_url + "/console/sign-in",
+        data={"api_key": key, "csrf_token": "a" * 43},
+        cookies={"attest_console_csrf": "b" * 43},
+    )
+    assert forged.status_code == 403
+    assert SESSION not in forged.cookies
+
+
+def test_a_rotated_out_key_ends_its_session(page: Any, actors: Actors, admin: httpx.Client) -> None:
+    """The session remembers the key id it signed in with: once a rotation's grace is over
+    that key no longer authenticates, so the session ends (the new key signs in anew)."""
+    key = actors.key("subjects:read", name="dora")
+    sign_in(page, key)
+    listed = admin.get("/v1/clients").json()["clients"]
+    [client] = [c for c in listed if c["key_id"] == key.split("_")[1]]
+    rotated = admin.post(f"/v1/clients/{client['id']}/keys", json={"grace_seconds": 0})
+    assert rotated.status_code == 201, rotated.text
+    page.goto("/console")
+    page.wait_for_url("**/console/sign-in")
+    sign_in(page, rotated.json()["api_key"])
+    assert page.get_by_role("heading", level=1).inner_text() == "Signed in as dora"
