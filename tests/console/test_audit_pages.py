@@ -14,8 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from attest_testing.browser import screenshot, sign_in
-from attest_testing.keyboard import assert_keyboard_reachable
+from attest_testing.browser import assert_keyboard_reachable, screenshot, sign_in
 from attest_testing.service import token_for
 from attest_testing.support import US_PASSPORT, Actors
 
