@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["AuditEvent", "AuditQuery"]
+__all__ = ["AuditEvent", "AuditQuery", "DecisionCount", "DecisionCounts", "ReasonCount"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +52,37 @@ class AuditQuery:
     limit: int = 100
     #: With a tenant: also the platform's events (tenant None: policies, audiences, keys).
     include_platform: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionCount:
+    """Tokens issued or denied (``kind``) for one audience in the bucket starting at
+    ``bucket``."""
+
+    bucket: datetime
+    kind: str
+    audience: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonCount:
+    """Denials giving ``reason`` in the bucket starting at ``bucket`` (a denial with two
+    reasons counts once for each)."""
+
+    bucket: datetime
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionCounts:
+    """Decisions over ``[since, until)`` in buckets of ``bucket``, read in one snapshot;
+    ``tenant`` None: every tenant (admin)."""
+
+    tenant: str | None
+    since: datetime
+    until: datetime
+    bucket: timedelta
+    decisions: list[DecisionCount]
+    reasons: list[ReasonCount]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from attest.audit.models import AuditEvent, AuditQuery
+from attest.audit.models import AuditEvent, AuditQuery, DecisionCount, ReasonCount
 from attest.db import Conn
 
-__all__ = ["insert_event", "insert_events", "list_events"]
+__all__ = ["decision_counts", "denial_reasons", "insert_event", "insert_events", "list_events"]
 
 INSERT_EVENT = """
 INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
@@ -112,3 +112,48 @@ async def list_events(conn: Conn, query: AuditQuery) -> list[AuditEvent]:
         )
         for r in rows
     ]
+
+
+# Decisions per bucket of $1 from $2 (inclusive) to $3 (exclusive), per kind and audience;
+# $4 a tenant or NULL for every tenant. On audit_events_time (occurred_at).
+DECISION_COUNTS = """
+SELECT date_bin($1::interval, occurred_at, $2) AS bucket, type,
+       coalesce(data->>'audience', '') AS audience, count(*) AS n
+FROM audit_events
+WHERE type IN ('token.issued', 'token.denied') AND occurred_at >= $2 AND occurred_at < $3
+  AND ($4::text IS NULL OR tenant = $4)
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+# Denials per bucket and reason code (data.reasons, an array of codes).
+DENIAL_REASONS = """
+SELECT date_bin($1::interval, e.occurred_at, $2) AS bucket, r.reason, count(*) AS n
+FROM audit_events AS e
+CROSS JOIN LATERAL jsonb_array_elements_text(
+    CASE jsonb_typeof(e.data->'reasons') WHEN 'array' THEN e.data->'reasons' ELSE '[]' END
+) AS r(reason)
+WHERE e.type = 'token.denied' AND e.occurred_at >= $2 AND e.occurred_at < $3
+  AND ($4::text IS NULL OR e.tenant = $4)
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+async def decision_counts(
+    conn: Conn, tenant: str | None, since: datetime, until: datetime, bucket: timedelta
+) -> list[DecisionCount]:
+    rows = await conn.fetch(DECISION_COUNTS, bucket, since, until, tenant)
+    return [
+        DecisionCount(
+            bucket=r["bucket"],
+            kind="issued" if r["type"] == "token.issued" else "denied",
+            audience=r["audience"],
+            count=r["n"],
+        )
+        for r in rows
+    ]
+
+
+async def denial_reasons(
+    conn: Conn, tenant: str | None, since: datetime, until: datetime, bucket: timedelta
+) -> list[ReasonCount]:
+    rows = await conn.fetch(DENIAL_REASONS, bucket, since, until, tenant)
+    return [ReasonCount(bucket=r["bucket"], reason=r["reason"], count=r["n"]) for r in rows]

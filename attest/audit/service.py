@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from attest.audit import repository
-from attest.audit.models import AuditEvent, AuditQuery
+from attest.audit.models import AuditEvent, AuditQuery, DecisionCounts
 from attest.db import Conn
+from attest.errors import UnprocessableInput
 
-__all__ = ["AuditService", "record", "record_many"]
+__all__ = ["MAX_BUCKETS", "AuditService", "record", "record_many"]
+
+#: Most buckets one chart of decisions may ask for.
+MAX_BUCKETS = 500
 
 
 async def record(
@@ -71,3 +75,20 @@ class AuditService:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             return await repository.list_events(conn, query)
+
+    async def decision_counts(
+        self, tenant: str | None, *, since: datetime, until: datetime, bucket: timedelta
+    ) -> DecisionCounts:
+        """Tokens issued and denied per audience, and denials per reason, in buckets of
+        ``bucket`` over ``[since, until)`` (``tenant`` None: every tenant), one snapshot."""
+        if bucket <= timedelta(0) or since >= until:
+            raise UnprocessableInput("A chart needs a positive bucket and since before until.")
+        if (until - since) / bucket > MAX_BUCKETS:
+            raise UnprocessableInput(f"A chart has at most {MAX_BUCKETS} buckets.")
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            decisions = await repository.decision_counts(conn, tenant, since, until, bucket)
+            reasons = await repository.denial_reasons(conn, tenant, since, until, bucket)
+        return DecisionCounts(tenant, since, until, bucket, decisions, reasons)

@@ -12,7 +12,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from attest.console import pages, reviews, subjects
+from attest.console import audit_pages, pages, policies_pages, reviews, subjects
 from attest.console.web import (
     BASE,
     ConsoleConfig,
@@ -32,6 +32,8 @@ HANDLERS: list[Any] = [
     *pages.HANDLERS,
     *reviews.HANDLERS,
     *subjects.HANDLERS,
+    *audit_pages.HANDLERS,
+    *policies_pages.HANDLERS,
 ]
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["LogKey", "Receipt", "Sequenced", "SignedCheckpoint"]
+__all__ = ["CheckpointRecord", "LogKey", "Receipt", "Sequenced", "SignedCheckpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +44,26 @@ class Receipt:
     """Everything an auditor needs to check one attestation offline (DESIGN.md)."""
 
     body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A stored checkpoint as an auditor reviews it: its signature checked against the log
+    key, and whether the log proves it consistent with the next older checkpoint."""
+
+    size: int
+    root: bytes
+    signed_at: datetime
+    note: str
+    #: The note's Ed25519 signature verifies with the log key and states this size and root.
+    signature_verified: bool
+    #: An RFC 9162 consistency proof from the next older checkpoint verifies; None when
+    #: there is no older checkpoint.
+    consistent_with_older: bool | None
+    #: The tree size of the older checkpoint compared with, if any.
+    older_size: int | None
+
+    @property
+    def root_base64(self) -> str:
+        """The root as the checkpoint text spells it (C2SP tlog-checkpoint)."""
+        return base64.b64encode(self.root).decode()

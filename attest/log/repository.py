@@ -22,6 +22,7 @@ __all__ = [
     "insert_checkpoint",
     "insert_log_key",
     "latest_checkpoint",
+    "list_checkpoints",
     "list_log_keys",
     "lock_size",
     "read_tiles",
@@ -198,3 +199,18 @@ async def insert_log_key(conn: Conn, key: dict[str, Any], created_at: datetime) 
         key["keystore_ref"],
         created_at,
     )
+
+
+# A page of checkpoints by one log key, newest first, below tree size $2.
+SELECT_CHECKPOINTS = """
+SELECT size, root, note, signed_at FROM log_checkpoints WHERE key_id = $1 AND size < $2
+ORDER BY size DESC LIMIT $3
+"""
+
+
+async def list_checkpoints(
+    conn: Conn, key_id: str, below: int, limit: int
+) -> list[SignedCheckpoint]:
+    """Up to ``limit`` checkpoints of ``key_id`` smaller than ``below``, largest first."""
+    rows = await conn.fetch(SELECT_CHECKPOINTS, key_id, below, limit)
+    return [SignedCheckpoint(r["size"], bytes(r["root"]), r["note"], r["signed_at"]) for r in rows]

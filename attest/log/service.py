@@ -24,16 +24,21 @@ from attest.keys.keystore import Keystore, Signer
 from attest.keys.service import KeyService
 from attest.log import merkle, repository
 from attest.log.leaves import leaf_bytes
-from attest.log.models import LogKey, Receipt, Sequenced, SignedCheckpoint
+from attest.log.models import CheckpointRecord, LogKey, Receipt, Sequenced, SignedCheckpoint
 from attest.settings import Settings
 from attest.tokens.service import TokenService
 from attest.tokens.views import attestation_record
 from attest.verify._tlog import (
+    LogError,
+    VerifierKey,
     format_checkpoint,
     format_tlog_proof,
     key_id,
     leaf_hash,
+    open_checkpoint,
+    parse_vkey,
     signature_line,
+    verify_consistency,
 )
 
 __all__ = ["LogService"]
@@ -358,3 +363,58 @@ class LogService:
                 },
             }
         )
+
+    # -- auditor reads (the console) --------------------------------------------------
+
+    async def checkpoint_history(
+        self, *, limit: int = 50, below: int | None = None
+    ) -> list[CheckpointRecord]:
+        """The latest ``limit`` checkpoints of this log (below tree size ``below``), newest
+        first, each checked as an auditor would: its signature against the log key, and an
+        RFC 9162 consistency proof from the next older checkpoint, computed from the tiles
+        and verified against both signed roots."""
+        limit = max(1, min(limit, 200))
+        key = parse_vkey(self.key.vkey)
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            # One more than shown: the oldest shown is compared with the one before it.
+            page = await repository.list_checkpoints(
+                conn, self.key.key_id, 2**62 if below is None else below, limit + 1
+            )
+            records = []
+            for newer, older in zip(page[:limit], [*page[1:], None], strict=False):
+                consistent = None
+                if older is not None:
+                    plan = merkle.consistency_plan(older.size, newer.size)
+                    consistent = _consistent(older, newer, await self._hashes(conn, plan))
+                records.append(
+                    CheckpointRecord(
+                        size=newer.size,
+                        root=newer.root,
+                        signed_at=newer.signed_at,
+                        note=newer.note,
+                        signature_verified=_signed(newer, key),
+                        consistent_with_older=consistent,
+                        older_size=None if older is None else older.size,
+                    )
+                )
+        return records
+
+
+def _signed(checkpoint: SignedCheckpoint, key: VerifierKey) -> bool:
+    """The note verifies with the log key and says what the row says."""
+    try:
+        opened = open_checkpoint(checkpoint.note, key)
+    except LogError:
+        return False
+    return opened.size == checkpoint.size and opened.root == checkpoint.root
+
+
+def _consistent(older: SignedCheckpoint, newer: SignedCheckpoint, proof: list[bytes]) -> bool:
+    try:
+        verify_consistency(older.size, newer.size, older.root, newer.root, proof)
+    except LogError:
+        return False
+    return True

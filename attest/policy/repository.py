@@ -22,8 +22,10 @@ __all__ = [
     "insert_policy",
     "latest_policy",
     "list_audiences",
+    "list_policies",
     "list_versions",
     "lock_audience",
+    "policy_versions",
     "set_suspended",
     "upsert_audience",
 ]
@@ -224,3 +226,21 @@ async def insert_audience_if_absent(
     conn: Conn, audience: str, policy_name: str, token_lifetime: int
 ) -> None:
     await conn.execute(INSERT_AUDIENCE_IF_ABSENT, audience, policy_name, token_lifetime, False)
+
+
+# Every policy's latest version (the console's list of policies).
+SELECT_POLICIES = f"""
+SELECT DISTINCT ON (name) {POLICY_COLUMNS} FROM policies ORDER BY name, version DESC
+"""
+SELECT_POLICY_VERSIONS = f"SELECT {POLICY_COLUMNS} FROM policies WHERE name = $1 ORDER BY version"
+
+
+async def list_policies(conn: Conn | asyncpg.Pool) -> list[PolicyVersion]:
+    rows = await conn.fetch(SELECT_POLICIES)
+    return [p for p in (_policy(r) for r in rows) if p is not None]
+
+
+async def policy_versions(conn: Conn | asyncpg.Pool, name: str) -> list[PolicyVersion]:
+    """Every version of ``name`` with its document, oldest first."""
+    rows = await conn.fetch(SELECT_POLICY_VERSIONS, name)
+    return [p for p in (_policy(r) for r in rows) if p is not None]

@@ -224,6 +224,17 @@ class PolicyService:
             counts=counts,
         )
 
+    async def policies(self) -> list[PolicyVersion]:
+        """Every policy's latest version, by name."""
+        return await repository.list_policies(self._pool)
+
+    async def versions(self, name: str) -> list[PolicyVersion]:
+        """Every version of a policy with its document, oldest first (404 if none)."""
+        found = await repository.policy_versions(self._pool, name)
+        if not found:
+            raise NotFound(f"No policy named '{name}'.")
+        return found
+
     async def audience(self, audience: str) -> Audience:
         async with self._pool.acquire() as conn:
             found = await repository.get_audience(conn, audience)

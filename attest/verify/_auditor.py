@@ -21,16 +21,19 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from ._checks import Check, Step, run_steps
 from ._jwk import _admit
 from ._tlog import (
     Checkpoint,
     LogError,
+    TlogProof,
     VerifierKey,
     leaf_hash,
     open_checkpoint,
@@ -40,7 +43,7 @@ from ._tlog import (
     verify_inclusion,
 )
 
-__all__ = ["canonical_json", "check_receipt", "follow_log"]
+__all__ = ["RECEIPT_STEPS", "canonical_json", "check_receipt", "follow_log", "receipt_checks"]
 
 RECEIPT_FORMAT = "attest-receipt/v1"
 ATTESTATION_TYPE = "attestation+jwt"
@@ -107,22 +110,92 @@ def _time(value: object, what: str) -> datetime:
         raise _fail("malformed_receipt", f"{what} is not an RFC 3339 time") from None
 
 
-def _check_attestation(receipt: dict[str, Any]) -> dict[str, Any]:
-    """The attestation's JWS by the signing key, its payload equal to the record, inside the
-    key's window, and the policy digest over the document. Returns the record."""
-    record = receipt.get("attestation")
-    key = receipt.get("signing_key")
-    document = receipt.get("policy_document")
+@dataclass
+class _Receipt:
+    """What the steps of a receipt check learn, one step after another."""
+
+    receipt: Any
+    key: VerifierKey
+    entry: dict[str, Any] = field(default_factory=dict)
+    proof: TlogProof | None = None
+    checkpoint: Checkpoint | None = None
+    leaf: bytes = b""
+    record: dict[str, Any] = field(default_factory=dict)
+    signing_key: dict[str, Any] = field(default_factory=dict)
+    document: dict[str, Any] = field(default_factory=dict)
+    verifier: Any = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def _step_format(s: _Receipt) -> str:
+    receipt = s.receipt
+    if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_FORMAT:
+        raise _fail("malformed_receipt", f"not an {RECEIPT_FORMAT} receipt")
+    entry = receipt.get("log")
+    if not isinstance(entry, dict):
+        raise _fail("malformed_receipt", "the receipt has no log entry")
+    s.entry = entry
+    return f"an {RECEIPT_FORMAT} receipt with a log entry"
+
+
+def _step_checkpoint(s: _Receipt) -> str:
+    """The checkpoint is signed by the log key the auditor trusts (not the receipt's)."""
+    entry, key = s.entry, s.key
+    if entry.get("origin") != key.name:
+        raise _fail("unknown_key", f"the receipt is for log {entry.get('origin')!r}, not ours")
+    proof_text = entry.get("tlog_proof")
+    if not isinstance(proof_text, str):
+        raise _fail("malformed_receipt", "the receipt has no tlog_proof")
+    s.proof = parse_tlog_proof(proof_text)
+    s.checkpoint = open_checkpoint(s.proof.checkpoint, key)
+    return (
+        f"checkpoint of {key.name} at tree size {s.checkpoint.size}, "
+        f"signed by the log key {key.key_id.hex()}"
+    )
+
+
+def _step_inclusion(s: _Receipt) -> str:
+    proof, checkpoint = s.proof, s.checkpoint
+    assert proof is not None  # noqa: S101 - set by the checkpoint step
+    assert checkpoint is not None  # noqa: S101 - set by the checkpoint step
+    s.leaf = _b64(s.entry.get("leaf"), "log.leaf")
+    if s.entry.get("index") != proof.index:
+        raise _fail("bad_proof", "the receipt's index is not its proof's")
+    try:
+        verify_inclusion(
+            proof.index, checkpoint.size, leaf_hash(s.leaf), proof.proof, checkpoint.root
+        )
+    except LogError as exc:
+        raise _fail(
+            "leaf_not_in_log",
+            f"leaf {proof.index} is not in the signed tree of size {checkpoint.size} "
+            f"({exc}): the leaf, the proof or the audit event was changed",
+        ) from None
+    return f"leaf {proof.index} is in the signed tree of size {checkpoint.size}"
+
+
+def _step_signing_key(s: _Receipt) -> str:
+    """The signing key is the one the attestation names, and fit to verify it."""
+    record = s.receipt.get("attestation")
+    key = s.receipt.get("signing_key")
+    document = s.receipt.get("policy_document")
     if not isinstance(record, dict) or not isinstance(key, dict) or not isinstance(document, dict):
         raise _fail("malformed_receipt", "attestation, signing_key and policy_document needed")
+    s.record, s.signing_key, s.document = record, key, document
     jwk = key.get("jwk")
     if not isinstance(jwk, dict) or jwk.get("kid") != record.get("kid"):
         raise _fail("bad_attestation", "the signing key is not the key the attestation names")
     try:
-        verifier = _admit(jwk)
+        s.verifier = _admit(jwk)
     except ValueError as exc:
         raise _fail("bad_attestation", f"the signing key is refused: {exc}") from None
-    parts = str(record.get("signature", "")).split(".")
+    return f"key {jwk['kid']} ({s.verifier.alg}), the key the attestation names"
+
+
+def _step_signature(s: _Receipt) -> str:
+    """The attestation's JWS verifies with the signing key."""
+    verifier, kid = s.verifier, s.signing_key["jwk"]["kid"]
+    parts = str(s.record.get("signature", "")).split(".")
     if len(parts) != 3:
         raise _fail("bad_attestation", "the attestation signature is not a compact JWS")
     try:
@@ -131,7 +204,7 @@ def _check_attestation(receipt: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         raise _fail("bad_attestation", "the attestation JWS is not JSON") from None
     # The key decides the algorithm (RFC 8725 3.1); the header must agree with it.
-    if header != {"alg": verifier.alg, "kid": jwk["kid"], "typ": ATTESTATION_TYPE}:
+    if header != {"alg": verifier.alg, "kid": kid, "typ": ATTESTATION_TYPE}:
         raise _fail("bad_attestation", "the attestation JWS header is not attest's")
     try:
         verifier.verify(_b64url(parts[2]), f"{parts[0]}.{parts[1]}".encode("ascii"))
@@ -141,13 +214,15 @@ def _check_attestation(receipt: dict[str, Any]) -> dict[str, Any]:
             "the attestation's signature does not verify with its signing key: "
             "the attestation was changed",
         ) from None
-    _check_payload(record, payload, key)
-    _check_policy(record, document)
-    return record
+    if not isinstance(payload, dict):
+        raise _fail("bad_attestation", "the attestation JWS is not JSON")
+    s.payload = payload
+    return f"the attestation's {verifier.alg} signature verifies with key {kid}"
 
 
-def _check_payload(record: dict[str, Any], payload: dict[str, Any], key: dict[str, Any]) -> None:
-    """What was signed is the record shown, and it was signed inside the key's window."""
+def _step_record(s: _Receipt) -> str:
+    """What was signed is the record shown."""
+    record, payload = s.record, s.payload
     policy = record.get("policy")
     if not isinstance(policy, dict):
         raise _fail("malformed_receipt", "the attestation has no policy")
@@ -170,9 +245,14 @@ def _check_payload(record: dict[str, Any], payload: dict[str, Any], key: dict[st
             "attestation_changed",
             f"the attestation record differs from what was signed: {', '.join(changed)}",
         )
-    issued = payload.get("iat")
-    if not isinstance(issued, int):
+    if not isinstance(payload.get("iat"), int):
         raise _fail("bad_attestation", "the signed attestation has no integer iat")
+    return f"the record of {record.get('jti')} is what was signed"
+
+
+def _step_window(s: _Receipt) -> str:
+    """It was signed inside the key's window."""
+    issued, key = s.payload["iat"], s.signing_key
     # iat is whole seconds, rounded down from the signing time: compare at that precision.
     not_before = math.floor(_time(key.get("not_before"), "signing_key.not_before").timestamp())
     not_after = key.get("not_after")
@@ -180,11 +260,16 @@ def _check_payload(record: dict[str, Any], payload: dict[str, Any], key: dict[st
         not_after is not None and issued > _time(not_after, "signing_key.not_after").timestamp()
     ):
         raise _fail("key_window", "the attestation was signed outside its key's signing window")
+    until = "no end yet" if not_after is None else f"until {not_after}"
+    return (
+        f"signed at {datetime.fromtimestamp(issued, UTC).isoformat()}, inside the key's "
+        f"window from {key.get('not_before')} ({until})"
+    )
 
 
-def _check_policy(record: dict[str, Any], document: dict[str, Any]) -> None:
+def _step_policy(s: _Receipt) -> str:
     """The policy document hashes to the signed digest and is the named version."""
-    policy = record["policy"]
+    policy, document = s.record["policy"], s.document
     try:
         digest = hashlib.sha256(canonical_json(document)).hexdigest()
     except ValueError as exc:
@@ -200,10 +285,12 @@ def _check_policy(record: dict[str, Any], document: dict[str, Any]) -> None:
         "version"
     ):
         raise _fail("policy_changed", "the policy document is another policy or version")
+    return f"{policy.get('name')} version {policy.get('version')} hashes to sha256 {digest}"
 
 
-def _check_leaf(leaf: bytes, record: dict[str, Any]) -> None:
+def _step_leaf(s: _Receipt) -> str:
     """The leaf is the ``token.issued`` event of this attestation (RFC 8785 bytes)."""
+    leaf, record = s.leaf, s.record
     try:
         event = json.loads(leaf)
     except ValueError:
@@ -214,49 +301,48 @@ def _check_leaf(leaf: bytes, record: dict[str, Any]) -> None:
     if event.get("type") != "token.issued" or not isinstance(data, dict):
         raise _fail("leaf_mismatch", "the leaf is not a token.issued event")
     policy = record.get("policy") or {}
-    for field, want in (
+    for name, want in (
         ("jti", record.get("jti")),
         ("token_sha256", record.get("token_sha256")),
         ("kid", record.get("kid")),
         ("policy_digest", policy.get("digest")),
         ("audience", record.get("audience")),
     ):
-        if data.get(field) != want:
-            raise _fail("leaf_mismatch", f"the leaf's {field} is not the attestation's")
+        if data.get(name) != want:
+            raise _fail("leaf_mismatch", f"the leaf's {name} is not the attestation's")
     if event.get("subject_id") != record.get("subject_id"):
         raise _fail("leaf_mismatch", "the leaf's subject is not the attestation's")
+    return f"the leaf is the token.issued event {event.get('event_id')} of this attestation"
+
+
+#: The steps of a receipt check, in the order check_receipt has always run them (so the
+#: first failure, and its code, are the same either way).
+RECEIPT_STEPS: tuple[Step[_Receipt], ...] = (
+    ("format", "Receipt format", _step_format),
+    ("checkpoint", "Signed checkpoint", _step_checkpoint),
+    ("inclusion", "Log inclusion", _step_inclusion),
+    ("signing_key", "Signing key", _step_signing_key),
+    ("signature", "Attestation signature", _step_signature),
+    ("record", "Signed record", _step_record),
+    ("key_window", "Key validity window", _step_window),
+    ("policy_digest", "Policy digest", _step_policy),
+    ("leaf", "Leaf is this issuance", _step_leaf),
+)
 
 
 def check_receipt(receipt: object, key: VerifierKey) -> Checkpoint:
     """Check an attestation receipt offline; returns the checkpoint it was proven against."""
-    if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_FORMAT:
-        raise _fail("malformed_receipt", f"not an {RECEIPT_FORMAT} receipt")
-    entry = receipt.get("log")
-    if not isinstance(entry, dict):
-        raise _fail("malformed_receipt", "the receipt has no log entry")
-    if entry.get("origin") != key.name:
-        raise _fail("unknown_key", f"the receipt is for log {entry.get('origin')!r}, not ours")
-    proof_text = entry.get("tlog_proof")
-    if not isinstance(proof_text, str):
-        raise _fail("malformed_receipt", "the receipt has no tlog_proof")
-    proof = parse_tlog_proof(proof_text)
-    checkpoint = open_checkpoint(proof.checkpoint, key)
-    leaf = _b64(entry.get("leaf"), "log.leaf")
-    if entry.get("index") != proof.index:
-        raise _fail("bad_proof", "the receipt's index is not its proof's")
-    try:
-        verify_inclusion(
-            proof.index, checkpoint.size, leaf_hash(leaf), proof.proof, checkpoint.root
-        )
-    except LogError as exc:
-        raise _fail(
-            "leaf_not_in_log",
-            f"leaf {proof.index} is not in the signed tree of size {checkpoint.size} "
-            f"({exc}): the leaf, the proof or the audit event was changed",
-        ) from None
-    record = _check_attestation(receipt)
-    _check_leaf(leaf, record)
-    return checkpoint
+    state = _Receipt(receipt, key)
+    for _name, _title, step in RECEIPT_STEPS:
+        step(state)
+    assert state.checkpoint is not None  # noqa: S101 - set by the checkpoint step
+    return state.checkpoint
+
+
+def receipt_checks(receipt: object, key: VerifierKey) -> list[Check]:
+    """Every step of :func:`check_receipt` with its outcome: the steps before the first
+    failure pass, that one fails with its code and message, the rest are skipped."""
+    return run_steps(RECEIPT_STEPS, _Receipt(receipt, key))
 
 
 # -- following a live log ---------------------------------------------------------------
