@@ -151,6 +151,20 @@ class Settings:
     pkcs11_pin: str | None = field(default=None, repr=False)
     #: PKCS#11 keystore: file whose first line is the user PIN.
     pkcs11_pin_file: str | None = None
+    #: The longest a cached API-key record, read while this instance cannot hear cache
+    #: invalidations (its LISTEN connection down), is still served (milliseconds; at most
+    #: 1000). With the listener up, a change reaches every instance's caches at its commit.
+    cache_max_staleness_ms: int = 1000
+    #: How long the cache listener waits before reconnecting after losing its connection
+    #: (milliseconds).
+    cache_listener_retry_ms: int = 200
+    #: Group commit: the most token requests recorded in one transaction (count; 1: none).
+    issue_batch_max: int = 64
+    #: Group commit: how long a batch waits for more requests after its first (milliseconds;
+    #: 0: it takes the requests that arrived while the previous batch was committing).
+    issue_batch_window_ms: int = 0
+    #: Group commit: batches recorded at the same time, each on its own connection (count).
+    issue_batch_workers: int = 2
 
     def four_eyes_min_for(self, tenant: str) -> str:
         """The four-eyes threshold of ``tenant``: its override, else the global one."""
@@ -254,6 +268,11 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "status_list_size": (16, 1 << 24),
     "status_list_ttl": (1, 3600),
     "status_reevaluation_interval_ms": (50, 60_000),
+    "cache_max_staleness_ms": (0, 1000),
+    "cache_listener_retry_ms": (10, 600_000),
+    "issue_batch_max": (1, 1000),
+    "issue_batch_window_ms": (0, 100),
+    "issue_batch_workers": (1, 32),
 }
 
 
