@@ -44,6 +44,7 @@ from attest.db import Conn, roles
 from attest.db.changes import ChangeFeed
 from attest.db.embedded import EmbeddedPostgres
 from attest.db.migrations import pending
+from attest.db.notify import Listener
 from attest.db.pool import create_pool, init_connection
 from attest.devsecrets import resolve_secret
 from attest.evidence.idp import ProviderConfigError, load_providers
@@ -340,6 +341,35 @@ def _from_state(name: str) -> Provide:
     return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
+async def _close_services(app: Litestar, listener: Listener | None) -> None:
+    """Stop the issuance batches and the cache listener; close the rate-limit counters."""
+    if "token_service" in app.state:
+        await app.state["token_service"].close()
+    if listener is not None:
+        await listener.close()
+    if auth.STATE_KEY in app.state:
+        await app.state[auth.STATE_KEY].close()
+
+
+def _cache_metrics(metrics: Metrics, listener: Listener) -> None:
+    """/metrics reads the listener's state and the caches' counts when it is scraped."""
+    metrics.cache_listener_connected.set_function(lambda: float(listener.connected))
+    cache = listener.cache("apikey")
+    metrics.cache_lookups.labels("apikey", "hit").set_function(lambda: float(cache.hits))
+    metrics.cache_lookups.labels("apikey", "miss").set_function(lambda: float(cache.misses))
+
+
+def _listener(settings: Settings, dsn: str, tasks: list[asyncio.Task[None]]) -> Listener:
+    """The instance's cache-invalidation listener (attest/db/notify.py), its task started."""
+    listener = Listener(
+        _connector(dsn),
+        max_staleness_ms=settings.cache_max_staleness_ms,
+        retry_ms=settings.cache_listener_retry_ms,
+    )
+    tasks.append(asyncio.create_task(listener.run(), name="attest-cache-listener"))
+    return listener
+
+
 def _services(
     app: Litestar,
     pool: asyncpg.Pool,
@@ -350,6 +380,7 @@ def _services(
     providers: Providers,
     metrics: Metrics,
     clock: Clock,
+    listener: Listener | None = None,
 ) -> KeyService:
     """Build every service once and put them where handlers (and guards) find them."""
     # The access log never writes a query string: one may carry a credential.
@@ -361,8 +392,15 @@ def _services(
     # Rate-limit counters shared by every instance: Redis when configured, else PostgreSQL.
     counters = RedisCounters(settings.redis_url) if settings.redis_url else PostgresCounters(pool)
     app.state[auth.STATE_KEY] = ClientService(
-        pool, clock=clock, limits=Limits.of(settings), counters=counters, metrics=metrics
+        pool,
+        clock=clock,
+        limits=Limits.of(settings),
+        counters=counters,
+        metrics=metrics,
+        listener=listener,
     )
+    if listener is not None:
+        _cache_metrics(metrics, listener)
     app.state["audit_service"] = AuditService(pool)
     app.state["key_service"] = keys
     app.state["subject_service"] = SubjectService(pool)
@@ -521,9 +559,12 @@ def create_app(
             )
             runtime.metrics.watch_pool(pool)
             tasks: list[asyncio.Task[None]] = []
+            listener: Listener | None = None
             try:
                 keyring = Keyring(keystore)
                 keyring.current = result.signer
+                # Cache invalidations from every instance (attest/db/notify.py).
+                listener = _listener(settings, dsn, tasks)
                 key_service = _services(
                     app,
                     pool,
@@ -533,9 +574,10 @@ def create_app(
                     providers=providers,
                     metrics=runtime.metrics,
                     clock=clock,
+                    listener=listener,
                 )
-                tasks = _background(app, settings, key_service, clock)
                 tasks += [
+                    *_background(app, settings, key_service, clock),
                     await _start_log(app, pool, settings, keystore, dsn, clock),
                     _listen(app, dsn),
                 ]
@@ -557,8 +599,7 @@ def create_app(
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                if auth.STATE_KEY in app.state:
-                    await app.state[auth.STATE_KEY].close()
+                await _close_services(app, listener)
                 await pool.close()
                 keystore.close()
                 runtime.metrics.close()

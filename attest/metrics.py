@@ -119,6 +119,33 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        # Group commit of token issuance (attest/tokens/batcher.py) and the caches that
+        # cross-instance invalidation keeps fresh (attest/db/notify.py).
+        self.issue_batch_size = Histogram(
+            "attest_issue_batch_size",
+            "Token requests recorded per group-commit transaction.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.issue_queue_depth = Gauge(
+            "attest_issue_queue_depth",
+            "Token requests waiting for a group-commit batch, when the last batch started.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.cache_listener_connected = Gauge(
+            "attest_cache_listener_connected",
+            "1 while this instance hears cache invalidations (its LISTEN connection is up).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.cache_lookups = Gauge(
+            "attest_cache_lookups",
+            "Cache lookups since start, by cache and result (hit, miss).",
+            ["cache", "result"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self._observers: dict[tuple[str, str, str], Any] = {}
         self._pools: list[_Pool] = []
         self._queues: dict[str, Any] = {}

@@ -173,6 +173,20 @@ class Settings:
     shutdown_grace: int = 10
     #: Log line format: ``text`` (human-readable) or ``json`` (one object per line).
     log_format: str = "text"
+    #: The longest a cached API-key record, read while this instance cannot hear cache
+    #: invalidations (its LISTEN connection down), is still served (milliseconds; at most
+    #: 1000). With the listener up, a change reaches every instance's caches at its commit.
+    cache_max_staleness_ms: int = 1000
+    #: How long the cache listener waits before reconnecting after losing its connection
+    #: (milliseconds).
+    cache_listener_retry_ms: int = 200
+    #: Group commit: the most token requests recorded in one transaction (count; 1: none).
+    issue_batch_max: int = 64
+    #: Group commit: how long a batch waits for more requests after its first (milliseconds;
+    #: 0: it takes the requests that arrived while the previous batch was committing).
+    issue_batch_window_ms: int = 0
+    #: Group commit: batches recorded at the same time, each on its own connection (count).
+    issue_batch_workers: int = 2
 
     def four_eyes_min_for(self, tenant: str) -> str:
         """The four-eyes threshold of ``tenant``: its override, else the global one."""
@@ -282,6 +296,11 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "workers": (1, 256),
     "shutdown_grace": (1, 3600),
     "console_session_ttl": (60, 7 * 86_400),
+    "cache_max_staleness_ms": (0, 1000),
+    "cache_listener_retry_ms": (10, 600_000),
+    "issue_batch_max": (1, 1000),
+    "issue_batch_window_ms": (0, 100),
+    "issue_batch_workers": (1, 32),
 }
 
 

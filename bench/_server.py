@@ -33,6 +33,7 @@ class Server:
     admin_key: str
     work: Path  # a temporary directory for the benchmark's files
     database_url: str = ""  # the fresh database the server runs on
+    pid: int = 0  # the server process (for a profiler to attach to)
 
 
 def _free_port() -> int:
@@ -71,7 +72,9 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def attest_server(
-    before_start: Callable[[str], object] | None = None, **settings: str
+    before_start: Callable[[str], object] | None = None,
+    uvicorn_workers: int = 0,
+    **settings: str,
 ) -> Iterator[Server]:
     """Serve attest on a free loopback port with ``ATTEST_<NAME>`` settings added.
 
@@ -102,13 +105,18 @@ def attest_server(
         "ATTEST_LOG_LEVEL": "WARNING",
     }
     env |= {f"ATTEST_{key.upper()}": value for key, value in settings.items()}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "attest.cli", "serve"], env=env, stderr=subprocess.DEVNULL
-    )
+    command = [sys.executable, "-m", "attest.cli", "serve"]
+    if uvicorn_workers:
+        # uvicorn with uvloop and httptools, several workers, the app from bench/_factory.py.
+        command = [sys.executable, "-m", "uvicorn", "--factory", "_factory:app"]
+        command += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        command += ["--workers", str(uvicorn_workers), "--port", str(port)]
+        command += ["--app-dir", str(Path(__file__).parent)]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, server)
-        yield Server(base, admin_key, work, env["ATTEST_DATABASE_URL"])
+        yield Server(base, admin_key, work, env["ATTEST_DATABASE_URL"], server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -9,7 +9,15 @@ from datetime import datetime
 
 from attest.principal import ALL_SCOPES, Client
 
-__all__ = ["ALL_SCOPES", "Client", "ClientRecord", "CreatedClient", "NewKey", "RotatedKey"]
+__all__ = [
+    "ALL_SCOPES",
+    "Client",
+    "ClientRecord",
+    "CreatedClient",
+    "KeyRecord",
+    "NewKey",
+    "RotatedKey",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +67,17 @@ class RotatedKey:
     key: NewKey
     previous_key_id: str
     previous_not_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What authenticating a key id needs: its client, the digest of its secret, and the
+    moment it stops working by time alone (client expiry, end of a rotation grace; None:
+    never), checked against each request's ``now`` so a cached record expires on time."""
+
+    client: Client
+    digest: bytes
+    valid_until: datetime | None
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.valid_until is None or now < self.valid_until

@@ -41,6 +41,18 @@ class Counters(Protocol):
     async def read(self, key: str, window: int, now: datetime) -> int:
         """The count of ``key`` in the current window, without counting."""
 
+    async def gate(
+        self,
+        failures_key: str,
+        failures_window: int,
+        hit_key: str,
+        hit_window: int,
+        limit: int,
+        now: datetime,
+    ) -> tuple[int, int]:
+        """Authentication's two counters at once: the count of ``failures_key`` (not
+        counted) and, unless it reached ``limit``, one hit of ``hit_key`` (else 0)."""
+
     async def close(self) -> None:
         """Release connections."""
 
@@ -62,6 +74,31 @@ class PostgresCounters:
 
     async def read(self, key: str, window: int, now: datetime) -> int:
         return await repository.count_read(self._pool, key, window_of(now, window))
+
+    async def gate(
+        self,
+        failures_key: str,
+        failures_window: int,
+        hit_key: str,
+        hit_window: int,
+        limit: int,
+        now: datetime,
+    ) -> tuple[int, int]:
+        """One statement (one round trip) for both counters."""
+        result = await repository.count_gate(
+            self._pool,
+            failures_key,
+            window_of(now, failures_window),
+            hit_key,
+            window_of(now, hit_window),
+            limit,
+        )
+        self._hits += 1
+        if self._hits % PRUNE_EVERY == 0:
+            await repository.prune_counters(
+                self._pool, window_of(now, hit_window) - PRUNE_AGE_SECONDS
+            )
+        return result
 
     async def close(self) -> None:
         return None
@@ -92,6 +129,20 @@ class RedisCounters:
     async def read(self, key: str, window: int, now: datetime) -> int:
         value = await self._redis.get(self._key(key, window, now))
         return int(value) if value is not None else 0
+
+    async def gate(
+        self,
+        failures_key: str,
+        failures_window: int,
+        hit_key: str,
+        hit_window: int,
+        limit: int,
+        now: datetime,
+    ) -> tuple[int, int]:
+        failures = await self.read(failures_key, failures_window, now)
+        if failures >= limit:
+            return failures, 0
+        return failures, await self.hit(hit_key, hit_window, now)
 
     async def close(self) -> None:
         await self._redis.aclose()

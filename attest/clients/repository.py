@@ -9,11 +9,12 @@ from datetime import datetime
 import asyncpg
 
 from attest.clients.apikeys import secret_digest
-from attest.clients.models import Client, ClientRecord, NewKey
+from attest.clients.models import Client, ClientRecord, KeyRecord, NewKey
 from attest.db import Conn
 
 __all__ = [
     "count_clients",
+    "count_gate",
     "count_hit",
     "count_read",
     "find_by_key_id",
@@ -27,12 +28,16 @@ __all__ = [
 ]
 
 # The current key of an enabled, unexpired client, or a superseded key still in its grace.
+# "valid_until": the first moment the key stops working by time alone (the client's expiry or
+# the rotated-out key's grace), so a cached entry can be checked against a later ``now``.
 SELECT_BY_KEY_ID = """
-SELECT c.id, c.name, c.tenant, c.scopes, c.is_admin, c.secret_sha256 AS digest
+SELECT c.id, c.name, c.tenant, c.scopes, c.is_admin, c.secret_sha256 AS digest,
+       c.expires_at AS valid_until
 FROM api_clients c
 WHERE c.key_id = $1 AND c.disabled_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)
 UNION ALL
-SELECT c.id, c.name, c.tenant, c.scopes, c.is_admin, k.secret_sha256 AS digest
+SELECT c.id, c.name, c.tenant, c.scopes, c.is_admin, k.secret_sha256 AS digest,
+       LEAST(k.not_after, c.expires_at) AS valid_until
 FROM api_client_keys k JOIN api_clients c ON c.id = k.client_id
 WHERE k.key_id = $1 AND k.not_after > $2
   AND c.disabled_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)
@@ -107,6 +112,24 @@ ON CONFLICT (key) DO UPDATE SET
     window_start = EXCLUDED.window_start
 RETURNING count
 """
+# The authentication gate in one round trip: the key id's failures in its window ($1, $2)
+# and, unless they reached the limit ($5), one hit on the client's request counter ($3, $4).
+COUNT_GATE = """
+WITH failures AS (
+    SELECT coalesce((SELECT count FROM rate_counters WHERE key = $1 AND window_start = $2), 0)
+        AS n
+),
+hit AS (
+    INSERT INTO rate_counters (key, window_start, count)
+    SELECT $3, $4, 1 FROM failures WHERE failures.n < $5
+    ON CONFLICT (key) DO UPDATE SET
+        count = CASE WHEN rate_counters.window_start = EXCLUDED.window_start
+                     THEN rate_counters.count + 1 ELSE 1 END,
+        window_start = EXCLUDED.window_start
+    RETURNING count
+)
+SELECT failures.n AS failures, (SELECT count FROM hit) AS hits FROM failures
+"""
 COUNT_READ = "SELECT count FROM rate_counters WHERE key = $1 AND window_start = $2"
 PRUNE_COUNTERS = "DELETE FROM rate_counters WHERE window_start < $1"
 
@@ -127,11 +150,9 @@ def _record(row: asyncpg.Record) -> ClientRecord:
     )
 
 
-async def find_by_key_id(
-    conn: Conn | asyncpg.Pool, key_id: str, now: datetime
-) -> tuple[Client, bytes] | None:
-    """The enabled, unexpired client a key id (current, or in its grace) belongs to, and
-    that key's secret digest."""
+async def find_by_key_id(conn: Conn | asyncpg.Pool, key_id: str, now: datetime) -> KeyRecord | None:
+    """The enabled, unexpired client a key id (current, or in its grace) belongs to, that
+    key's secret digest, and until when it works."""
     row = await conn.fetchrow(SELECT_BY_KEY_ID, key_id, now)
     if row is None:
         return None
@@ -143,7 +164,7 @@ async def find_by_key_id(
         is_admin=row["is_admin"],
         key_id=key_id,
     )
-    return client, bytes(row["digest"])
+    return KeyRecord(client, bytes(row["digest"]), row["valid_until"])
 
 
 async def insert_client(
@@ -234,6 +255,20 @@ async def count_hit(conn: Conn | asyncpg.Pool, key: str, window_start: int) -> i
 async def count_read(conn: Conn | asyncpg.Pool, key: str, window_start: int) -> int:
     count: int | None = await conn.fetchval(COUNT_READ, key, window_start)
     return count or 0
+
+
+async def count_gate(
+    conn: Conn | asyncpg.Pool,
+    failures_key: str,
+    failures_window: int,
+    hit_key: str,
+    hit_window: int,
+    limit: int,
+) -> tuple[int, int]:
+    """(failures so far, requests so far or 0 when the failures reached ``limit``)."""
+    row = await conn.fetchrow(COUNT_GATE, failures_key, failures_window, hit_key, hit_window, limit)
+    assert row is not None  # noqa: S101 - one row always
+    return row["failures"], row["hits"] or 0
 
 
 async def prune_counters(conn: Conn | asyncpg.Pool, before: int) -> None:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 import asyncpg
 
@@ -22,12 +23,14 @@ from attest.clients.models import (
     Client,
     ClientRecord,
     CreatedClient,
+    KeyRecord,
     NewKey,
     RotatedKey,
 )
 from attest.clients.ratelimit import Counters, PostgresCounters, RedisCounters, retry_after
 from attest.clock import Clock, utc_now
 from attest.db import Conn
+from attest.db.notify import Cache, Listener, publish
 from attest.errors import (
     Conflict,
     Forbidden,
@@ -92,6 +95,9 @@ def check_grant(caller: Client, scopes: Sequence[str], tenant: str | None) -> st
     return target
 
 
+#: The cache topic of key records (attest.db.notify), keyed by key id.
+KEY_TOPIC = "apikey"
+
 #: The longest a rotated-out key keeps working (DESIGN.md: grace_seconds 0..86400).
 MAX_GRACE_SECONDS = 86_400
 #: The most clients one listing returns.
@@ -152,6 +158,9 @@ async def revoke(
     revoked = await repository.revoke(conn, client_id, now, by.id if by else None)
     if revoked is None:
         raise Conflict("The client is revoked already.")
+    # Every instance drops its cached key records when this commits: the client's current
+    # key and any key still in its grace (all of them: revocations are rare).
+    await publish(conn, KEY_TOPIC, "*")
     await audit.record(
         conn,
         "client.revoked",
@@ -191,6 +200,9 @@ async def rotate(
     updated = await repository.replace_key(
         conn, target, key, now=now, not_after=not_after, by=by.id if by else None
     )
+    # Cached records of the previous key (no end of grace yet) and of older keys whose grace
+    # this shortens are dropped everywhere when this commits.
+    await publish(conn, KEY_TOPIC, "*")
     await audit.record(
         conn,
         "client.key_rotated",
@@ -284,8 +296,11 @@ class ClientService:
         limits: Limits | None = None,
         counters: Counters | None = None,
         metrics: Metrics | None = None,
+        listener: Listener | None = None,
     ) -> None:
         self._pool = pool
+        #: Key records by key id, invalidated across instances (None: every request reads).
+        self._keys: Cache[str, KeyRecord] | None = listener.cache(KEY_TOPIC) if listener else None
         self._clock = clock
         self._limits = limits or Limits.of(Settings())
         self._counters: Counters = counters or PostgresCounters(pool)
@@ -293,12 +308,18 @@ class ClientService:
 
     async def authenticate(self, api_key: str) -> Client:
         """The client a presented key belongs to; every failure is one 401 answer. A revoked
-        or expired client, or a key past its rotation grace, is refused at once: every
-        request reads the database (no cache), so every instance refuses it.
+        or expired client, or a key past its rotation grace, is refused.
+
+        Key records are cached per key id (``attest.db.notify``): revoking a client or
+        rotating its key notifies every instance in the transaction of the change, and
+        without notifications an entry is trusted for at most the staleness bound
+        (``ATTEST_CACHE_MAX_STALENESS_MS``). Expiry and the end of a grace are checked
+        against the request's ``now`` on every use, cached or not.
 
         Throttled on every instance (shared counters): a key id with too many failed
-        attempts in a window is refused with 429 until the window ends, before its secret is
-        even compared; a client over its request rate is refused with 429.
+        attempts in a window is refused with 429 until the window ends, whatever secret is
+        presented; a client over its request rate is refused with 429. A good key costs
+        one round trip (both counters in one statement, the key record from the cache).
         """
         parsed = parse_key(api_key)
         if parsed is None:
@@ -307,35 +328,27 @@ class ClientService:
         now = self._clock()
         limits = self._limits
         failures_key = f"auth:{parsed.key_id}"
-        if await self._counters.read(failures_key, limits.auth_window, now) >= limits.auth_failures:
-            self._metrics.auth_failures.labels("throttled").inc()
-            raise RateLimited(
-                "Too many failed authentications for this key id; retry later.",
-                retry_after=retry_after(now, limits.auth_window),
-            )
-        found = await repository.find_by_key_id(self._pool, parsed.key_id, now)
-        stored = found[1] if found else None
+        found = await self._key_record(parsed.key_id, now)
+        stored = found.digest if found is not None else None
         # Compared even for an unknown key id, so both paths take the same time.
         if not secret_matches(parsed.secret, stored) or found is None:
-            self._metrics.auth_failures.labels("invalid").inc()
-            count = await self._counters.hit(failures_key, limits.auth_window, now)
-            # Recorded at the first failure of a window and when the key id is locked out:
-            # a flood of attempts is two events, not a flood of events.
-            if count in (1, limits.auth_failures):
-                await self._security_event(
-                    "security.auth_failed",
-                    now,
-                    actor=None,
-                    tenant=found[0].tenant if found else None,
-                    data={
-                        "key_id": parsed.key_id,
-                        "failures_in_window": count,
-                        "locked_out": count >= limits.auth_failures,
-                    },
-                )
-            raise Unauthenticated("The API key is not valid.")
-        client = found[0]
-        requests = await self._counters.hit(f"client:{client.id}", limits.client_window, now)
+            if (
+                await self._counters.read(failures_key, limits.auth_window, now)
+                >= limits.auth_failures
+            ):
+                raise self._throttled(now)
+            await self._failed(parsed.key_id, failures_key, found, now)
+        client = found.client
+        failures, requests = await self._counters.gate(
+            failures_key,
+            limits.auth_window,
+            f"client:{client.id}",
+            limits.client_window,
+            limits.auth_failures,
+            now,
+        )
+        if failures >= limits.auth_failures:
+            raise self._throttled(now)
         if requests > limits.client_rate:
             self._metrics.rate_limited.inc()
             if requests == limits.client_rate + 1:
@@ -357,10 +370,49 @@ class ClientService:
         secret it never keeps): None once the client is revoked or expired, or the key is
         past its rotation grace. Read from the database on every call, as authenticate
         does, so the current scopes apply and every instance ends the session at once."""
-        found = await repository.find_by_key_id(self._pool, key_id, self._clock())
-        if found is None or found[0].id != client_id:
+        now = self._clock()
+        found = await repository.find_by_key_id(self._pool, key_id, now)
+        if found is None or not found.valid_at(now) or found.client.id != client_id:
             return None
-        return found[0]
+        return found.client
+
+    async def _key_record(self, key_id: str, now: datetime) -> KeyRecord | None:
+        """The key id's record if it works at ``now``: from the cache, else the database."""
+
+        async def load() -> KeyRecord | None:
+            return await repository.find_by_key_id(self._pool, key_id, now)
+
+        found = await (self._keys.get_or_load(key_id, load) if self._keys else load())
+        return found if found is not None and found.valid_at(now) else None
+
+    def _throttled(self, now: datetime) -> RateLimited:
+        self._metrics.auth_failures.labels("throttled").inc()
+        return RateLimited(
+            "Too many failed authentications for this key id; retry later.",
+            retry_after=retry_after(now, self._limits.auth_window),
+        )
+
+    async def _failed(
+        self, key_id: str, failures_key: str, found: KeyRecord | None, now: datetime
+    ) -> NoReturn:
+        limits = self._limits
+        self._metrics.auth_failures.labels("invalid").inc()
+        count = await self._counters.hit(failures_key, limits.auth_window, now)
+        # Recorded at the first failure of a window and when the key id is locked out:
+        # a flood of attempts is two events, not a flood of events.
+        if count in (1, limits.auth_failures):
+            await self._security_event(
+                "security.auth_failed",
+                now,
+                actor=None,
+                tenant=found.client.tenant if found else None,
+                data={
+                    "key_id": key_id,
+                    "failures_in_window": count,
+                    "locked_out": count >= limits.auth_failures,
+                },
+            )
+        raise Unauthenticated("The API key is not valid.")
 
     async def refused_scope(self, client: Client, scope: str) -> None:
         """Count a request refused for a missing scope; record the first of each window."""

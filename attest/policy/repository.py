@@ -14,6 +14,7 @@ from attest.policy.models import Audience, PolicyVersion, VersionSummary
 
 __all__ = [
     "audiences_of_policy",
+    "decision_context",
     "fact_signatures",
     "get_audience",
     "get_policy",
@@ -25,6 +26,7 @@ __all__ = [
     "list_policies",
     "list_versions",
     "lock_audience",
+    "policy_document",
     "policy_versions",
     "set_suspended",
     "upsert_audience",
@@ -55,6 +57,22 @@ ON CONFLICT (name, version) DO NOTHING
 RETURNING {POLICY_COLUMNS}
 """
 SELECT_AUDIENCE = f"SELECT {AUDIENCE_COLUMNS} FROM audiences WHERE audience = $1"
+# A decision's configuration in one round trip (after the audience lock, in its own
+# statement so that this one's snapshot sees every change that committed before the lock
+# was granted): the audience and the version of its policy that governs at $2 (its number
+# and digest; the document itself is immutable, read by digest only when not cached).
+SELECT_DECISION_CONTEXT = f"""
+SELECT {", ".join("a." + c.strip() for c in AUDIENCE_COLUMNS.split(","))},
+       p.version AS policy_version, p.digest AS policy_digest, p.created_at AS policy_created_at
+FROM audiences a
+LEFT JOIN LATERAL (
+    SELECT version, digest, created_at FROM policies
+    WHERE name = a.policy_name AND (effective_at IS NULL OR effective_at <= $2)
+    ORDER BY version DESC LIMIT 1
+) AS p ON true
+WHERE a.audience = $1
+"""
+SELECT_DOCUMENT = "SELECT document FROM policies WHERE name = $1 AND version = $2 AND digest = $3"
 SELECT_AUDIENCES = f"SELECT {AUDIENCE_COLUMNS} FROM audiences ORDER BY audience"
 SELECT_AUDIENCES_OF_POLICY = (
     "SELECT audience FROM audiences WHERE policy_name = $1 ORDER BY audience"
@@ -187,6 +205,26 @@ async def fact_signatures(
 async def lock_audience(conn: Conn, audience: str, mode: str) -> None:
     """``mode`` is "share" (a decision) or "exclusive" (a change of what governs it)."""
     await conn.execute(LOCK_AUDIENCE[mode], audience)
+
+
+async def decision_context(
+    conn: Conn, audience: str, now: datetime
+) -> tuple[Audience, VersionSummary | None] | None:
+    """The audience and the (number, digest) of the policy version governing it at ``now``."""
+    row = await conn.fetchrow(SELECT_DECISION_CONTEXT, audience, now)
+    if row is None:
+        return None
+    version = None
+    if row["policy_version"] is not None:
+        version = VersionSummary(
+            row["policy_version"], row["policy_digest"], row["policy_created_at"]
+        )
+    return _audience(row), version
+
+
+async def policy_document(conn: Conn, name: str, version: int, digest: str) -> dict[str, Any]:
+    document: dict[str, Any] = await conn.fetchval(SELECT_DOCUMENT, name, version, digest)
+    return document
 
 
 async def get_audience(conn: Conn, audience: str) -> Audience | None:

@@ -40,7 +40,15 @@ from attest.status.models import Status
 from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 
-__all__ = ["Impact", "PolicyService", "audience_for_decision", "decide"]
+__all__ = [
+    "DecisionContext",
+    "Impact",
+    "PolicyService",
+    "audience_for_decision",
+    "decide",
+    "decide_under",
+    "decision_context",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,54 @@ async def decide(conn: Conn, subject: Subject, policy_name: str, now: datetime) 
     on ``conn``); the evidence ids are those current at ``now``."""
     # The version in effect at now: a scheduled version governs from its effective_at.
     policy = await repository.governing_policy(conn, policy_name, now)
+    return await decide_under(conn, subject, policy, policy_name, now)
+
+
+#: Policy documents by digest. A version is immutable and its digest is the SHA-256 of its
+#: canonical form, so an entry can never be stale: kept for the life of the process.
+_DOCUMENTS: dict[str, dict[str, Any]] = {}
+_DOCUMENTS_MAX = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    """What a decision for an audience needs, read inside the recording transaction after
+    the audience's lock was taken shared: the audience and the policy version governing it."""
+
+    audience: Audience
+    policy: PolicyVersion | None
+
+
+async def decision_context(conn: Conn, audience: str, now: datetime) -> DecisionContext | None:
+    """The audience and its governing policy version (``now``), read after taking the
+    audience's lock shared until the end of the caller's transaction (see the module
+    docstring): two round trips, the policy document from the cache of immutable versions."""
+    await repository.lock_audience(conn, audience, "share")
+    found = await repository.decision_context(conn, audience, now)
+    if found is None:
+        return None
+    bound, version = found
+    if version is None:
+        return DecisionContext(bound, None)
+    document = _DOCUMENTS.get(version.digest)
+    if document is None:
+        document = await repository.policy_document(
+            conn, bound.policy_name, version.version, version.digest
+        )
+        if len(_DOCUMENTS) >= _DOCUMENTS_MAX:
+            _DOCUMENTS.clear()
+        _DOCUMENTS[version.digest] = document
+    policy = PolicyVersion(
+        bound.policy_name, version.version, document, version.digest, version.created_at
+    )
+    return DecisionContext(bound, policy)
+
+
+async def decide_under(
+    conn: Conn, subject: Subject, policy: PolicyVersion | None, policy_name: str, now: datetime
+) -> Eligibility:
+    """Evaluate ``policy`` (read in the caller's transaction by :func:`decision_context`)
+    for a subject on its verified evidence read on ``conn``."""
     if policy is None:
         raise UnprocessableInput(f"The policy '{policy_name}' does not exist.")
     verified = await evidence.verified_for_subject(conn, subject.id)

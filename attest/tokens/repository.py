@@ -16,6 +16,8 @@ __all__ = [
     "issued_for_subject",
     "lock_holder_keys",
     "other_requesters",
+    "record_issued",
+    "recorded",
 ]
 
 INSERT_ATTESTATION = """
@@ -24,6 +26,26 @@ INSERT INTO attestations (jti, subject_id, tenant, audience, sub, policy_name, p
     requested_by, signature)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 """
+# An issued token's three records in one statement (one round trip on the hot path): its
+# attestation, its status-list entry (the status domain's table, VALID) and its token.issued
+# audit event (the audit domain's table; the log sequencer makes it a leaf after the
+# commit). All three commit together or not at all, as the three statements they replace.
+RECORD_ISSUED = """
+WITH attestation AS (
+    INSERT INTO attestations (jti, subject_id, tenant, audience, sub, policy_name,
+        policy_version, policy_digest, assurance, evidence_ids, kid, token_sha256, cnf_jkt,
+        issued_at, expires_at, requested_by, signature)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    RETURNING jti
+),
+entry AS (
+    INSERT INTO token_statuses (list_id, idx, jti) SELECT $18, $19, jti FROM attestation
+)
+INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
+SELECT $20, 'token.issued', $21, $16, $3, $2, $22 FROM attestation
+"""
+# Which of these tokens are recorded (after a COMMIT whose answer was lost).
+SELECT_RECORDED = "SELECT jti FROM attestations WHERE jti = ANY($1::text[])"
 SELECT_ATTESTATION = """
 SELECT a.jti, a.subject_id, a.tenant, a.audience, a.sub, a.policy_name, a.policy_version,
     a.policy_digest, a.assurance, a.evidence_ids, a.kid, a.token_sha256, a.cnf_jkt,
@@ -103,6 +125,47 @@ async def insert_attestation(conn: Conn, new: NewAttestation) -> None:
         new.requested_by,
         new.signature,
     )
+
+
+async def record_issued(
+    conn: Conn,
+    new: NewAttestation,
+    *,
+    list_id: int,
+    idx: int,
+    event_id: uuid.UUID,
+    occurred_at: datetime,
+    event: dict[str, object],
+) -> None:
+    await conn.execute(
+        RECORD_ISSUED,
+        new.jti,
+        new.subject_id,
+        new.tenant,
+        new.audience,
+        new.sub,
+        new.policy_name,
+        new.policy_version,
+        new.policy_digest,
+        new.assurance,
+        new.evidence_ids,
+        new.kid,
+        new.token_sha256,
+        new.cnf_jkt,
+        new.issued_at,
+        new.expires_at,
+        new.requested_by,
+        new.signature,
+        list_id,
+        idx,
+        event_id,
+        occurred_at,
+        event,
+    )
+
+
+async def recorded(conn: Conn, jtis: list[str], within: float) -> set[str]:
+    return {r["jti"] for r in await conn.fetch(SELECT_RECORDED, jtis, timeout=within)}
 
 
 async def get_attestation(conn: Conn, jti: str) -> Attestation | None:

@@ -17,6 +17,7 @@ withdrawal or policy change of the subject it was decided for.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,7 @@ from attest.errors import (
 )
 from attest.evidence.service import EvidenceService, Profile
 from attest.keys.keyring import Keyring
+from attest.keys.keystore import Signer
 from attest.metrics import Metrics
 from attest.policy import service as policies
 from attest.policy.engine import Decision
@@ -46,6 +48,7 @@ from attest.status import service as status
 from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 from attest.tokens import repository
+from attest.tokens.batcher import CONNECTION_ERRORS, Batcher, CommitUnknown, Failed, NotCommitted
 from attest.tokens.claims import (
     ATTESTATION_TYPE,
     TOKEN_TYPE,
@@ -64,7 +67,7 @@ from attest.tokens.models import (
     Revoked,
 )
 
-__all__ = ["TokenService"]
+__all__ = ["IssuanceOutcomeUnknown", "TokenService"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,56 @@ class _Denied:
 
     error: AttestError
 
+
+class _Batch:
+    """What the requests of one batch share: the active signer, read once per batch in its
+    transaction (the first issued token asks; a batch of denials never does)."""
+
+    def __init__(self, keyring: Keyring, conn: Conn) -> None:
+        self._keyring = keyring
+        self._conn = conn
+        self._signer: Signer | None = None
+
+    async def signer(self) -> Signer:
+        if self._signer is None:
+            self._signer = await self._keyring.active(self._conn)
+        return self._signer
+
+
+class IssuanceOutcomeUnknown(ServiceUnavailable):
+    """The token's transaction was sent to commit and no answer came back, and no other
+    connection could tell whether it landed: the token may or may not be recorded. The
+    problem names the ``jti``: ``GET /v1/audit/attestations/{jti}`` tells (404: not
+    issued). The token itself is never returned unless its record is known to exist."""
+
+    code = "outcome-unknown"
+    title = "Issuance outcome unknown"
+
+
+def _outcome_unknown(result: object) -> ServiceUnavailable:
+    if isinstance(result, IssuedToken):
+        return IssuanceOutcomeUnknown(
+            "The database connection was lost while the token was being committed; it may "
+            "or may not be recorded. Look it up by jti (GET /v1/audit/attestations/{jti}) "
+            "before asking again.",
+            jti=result.jti,
+        )
+    return IssuanceOutcomeUnknown(
+        "The database connection was lost while this request's decision was being "
+        "committed; whether the denial was recorded is unknown."
+    )
+
+
+#: A batch that did not commit, or could not be recorded at all: no token.
+_NOT_RECORDED: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    NotCommitted,
+    *CONNECTION_ERRORS,
+)
+
+#: How long the check of a batch whose COMMIT went unanswered may take before its requests
+#: are told the outcome is unknown (seconds).
+LANDED_CHECK_SECONDS = 2.0
 
 #: The sliding window of the sharing signals (DESIGN.md: 24 h).
 SHARING_WINDOW = timedelta(hours=24)
@@ -101,9 +154,22 @@ class TokenService:
         self._keyring = keyring
         self._pairwise_key = pairwise_key
         self._metrics = metrics
+        self._batcher: Batcher[_Batch, IssuedToken | _Denied] = Batcher(
+            pool,
+            prepare=lambda conn: _Batch(keyring, conn),
+            landed=self._landed,
+            max_batch=settings.issue_batch_max,
+            window_ms=settings.issue_batch_window_ms,
+            workers=settings.issue_batch_workers,
+            observe=self._observe,
+        )
 
     async def issue(self, client: Client, request: IssueRequest, now: datetime) -> IssuedToken:
-        """A signed, recorded eligibility token, or NotEligible (recorded) with reasons."""
+        """A signed, recorded eligibility token, or NotEligible (recorded) with reasons.
+
+        The request is recorded in a group commit (attest/tokens/batcher.py): with the
+        requests that arrive at the same time, in one transaction, under its own savepoint;
+        it is answered only once that transaction committed."""
         if (request.subject_id is None) == (request.external_ref is None):
             raise InvalidInput(
                 "Name the subject by exactly one of subject_id and external_ref.",
@@ -112,38 +178,60 @@ class TokenService:
                 ],
             )
         cnf_jkt = holder_thumbprint(request.holder_jwk) if request.holder_jwk is not None else None
-        async with self._pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    outcome = await self._decide_and_record(conn, client, request, cnf_jkt, now)
-            except asyncpg.DataError:
-                raise  # a value the request sent that PostgreSQL cannot hold: a 400 problem
-            except (asyncpg.PostgresError, OSError) as exc:
-                # No record, no token: the token is dropped here and never leaves the service.
-                log.warning("token not recorded, not returned: %s", type(exc).__name__)
-                raise ServiceUnavailable(
-                    "The token could not be recorded; none was issued."
-                ) from exc
+
+        async def run(conn: Conn, batch: _Batch) -> IssuedToken | _Denied:
+            return await self._decide_and_record(conn, batch, client, request, cnf_jkt, now)
+
+        order = (request.audience, request.subject_id or request.external_ref or "")
+        try:
+            outcome = await self._batcher.submit(run, order)
+        except asyncpg.DataError:
+            raise  # a value the request sent that PostgreSQL cannot hold: a 400 problem
+        except CommitUnknown as exc:
+            raise _outcome_unknown(exc.result) from exc
+        except _NOT_RECORDED as exc:
+            # No record, no token: the token is dropped here and never leaves the service.
+            log.warning("token not recorded, not returned: %s", type(exc).__name__)
+            raise ServiceUnavailable("The token could not be recorded; none was issued.") from exc
         if isinstance(outcome, _Denied):
             self._metrics.tokens_denied.labels(request.audience).inc()
             raise outcome.error
         self._metrics.tokens_issued.labels(request.audience).inc()
         return outcome
 
+    async def _landed(self, results: list[IssuedToken | _Denied | Failed]) -> bool | None:
+        """Whether a batch whose COMMIT went unanswered committed, asked on another
+        connection: its tokens are all recorded or none is. None when it holds no token
+        (its denials leave nothing to look up by)."""
+        jtis = [r.jti for r in results if isinstance(r, IssuedToken)]
+        if not jtis:
+            return None
+        async with self._pool.acquire(timeout=LANDED_CHECK_SECONDS) as conn:
+            return bool(await repository.recorded(conn, jtis, LANDED_CHECK_SECONDS))
+
+    def _observe(self, size: int, depth: int) -> None:
+        self._metrics.issue_batch_size.observe(size)
+        self._metrics.issue_queue_depth.set(depth)
+
+    async def close(self) -> None:
+        await self._batcher.close()
+
     async def _decide_and_record(
         self,
         conn: Conn,
+        batch: _Batch,
         client: Client,
         request: IssueRequest,
         cnf_jkt: str | None,
         now: datetime,
     ) -> IssuedToken | _Denied:
         """Inside the recording transaction (see the module docstring for the locks)."""
-        audience = await policies.audience_for_decision(conn, request.audience)
-        if audience is None:
+        context = await policies.decision_context(conn, request.audience, now)
+        if context is None:
             raise UnknownAudience(
                 f"The audience '{request.audience}' is not registered, so it is not restricted."
             )
+        audience = context.audience
         if audience.binding_required and cnf_jkt is None:
             raise UnprocessableInput(
                 "This audience requires holder binding: send holder_jwk.",
@@ -165,7 +253,9 @@ class TokenService:
                     reasons=["The audience is suspended."],
                 )
             )
-        eligibility = await policies.decide(conn, subject, audience.policy_name, now)
+        eligibility = await policies.decide_under(
+            conn, subject, context.policy, audience.policy_name, now
+        )
         decision = eligibility.decision
         if not decision.eligible:
             await self._record_denial(conn, client, subject, audience.audience, decision, now)
@@ -188,7 +278,7 @@ class TokenService:
                 return _Denied(shared)
         await self._clients_signal(conn, client, subject, audience.audience, now)
         return await self._sign_and_record(
-            conn, client, subject, audience, eligibility, cnf_jkt, now
+            conn, batch, client, subject, audience, eligibility, cnf_jkt, now
         )
 
     async def _record_denial(
@@ -300,6 +390,7 @@ class TokenService:
     async def _sign_and_record(
         self,
         conn: Conn,
+        batch: _Batch,
         client: Client,
         subject: Subject,
         audience: Audience,
@@ -309,7 +400,7 @@ class TokenService:
     ) -> IssuedToken:
         decision = eligibility.decision
         assert decision.assurance is not None  # noqa: S101 - an eligible decision has one
-        signer = await self._keyring.active(conn)
+        signer = await batch.signer()
         jti = new_jti()
         entry = await status.allocate(conn, list_size=self._settings.status_list_size, now=now)
         sub = pairwise_sub(self._pairwise_key, str(subject.id), audience.audience)
@@ -348,7 +439,7 @@ class TokenService:
             "exp": claims["exp"],
             "status": claims["status"]["status_list"],
         }
-        await repository.insert_attestation(
+        await repository.record_issued(
             conn,
             NewAttestation(
                 jti=jti,
@@ -369,16 +460,11 @@ class TokenService:
                 requested_by=client.id,
                 signature=signer.sign_jwt(signed, ATTESTATION_TYPE),
             ),
-        )
-        await status.attach(conn, entry, jti)
-        await audit.record(
-            conn,
-            "token.issued",
+            list_id=entry.list_id,
+            idx=entry.idx,
+            event_id=uuid.uuid4(),
             occurred_at=now,
-            actor=client.id,
-            tenant=subject.tenant,
-            subject_id=subject.id,
-            data={
+            event={
                 "jti": jti,
                 "audience": audience.audience,
                 "policy": decision.policy,

@@ -1,0 +1,233 @@
+"""Group commit: token requests that arrive together are recorded in one transaction.
+
+Each request is a *job*: a coroutine function run on the batch's connection inside the
+batch's transaction, under its own savepoint, so that a request that fails (an unknown
+audience, a value PostgreSQL refuses, a deadlock victim) is rolled back alone and the
+others go on; a denial is a result like any other and is recorded with the batch. The
+batch commits once; every request is answered only after that commit returned.
+
+A batch takes the requests waiting when a worker becomes free (those that arrived while the
+previous batches were being recorded), at most ``max_batch``, after waiting ``window`` for
+more when set. ``workers`` batches are recorded at the same time, each on its own pooled
+connection. Jobs run in the order of their ``order`` key (the audience first), so that the
+audience locks a batch takes shared are taken in name order, as publishing a policy takes
+them exclusive: a batch and a publication never wait for each other in a cycle.
+
+What each request learns when the database fails:
+
+- before COMMIT was sent (or COMMIT answered with an error): the transaction did not
+  commit; every request of the batch gets :class:`NotRecorded`, a 503 saying so;
+- while COMMIT was in flight (the connection lost, a timeout): the outcome is unknown to
+  this process. The ``landed`` callback is asked (on a fresh connection) whether the batch
+  committed; if it can tell, each request gets its real outcome, else
+  :class:`~attest.errors.ServiceUnavailable` subclasses saying the outcome is unknown
+  (the caller names the ``jti`` so the client can look it up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import asyncpg
+
+from attest.db import Conn
+
+__all__ = ["Batcher", "CommitUnknown", "Failed", "Job", "NotCommitted"]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+C = TypeVar("C")
+
+#: Errors that mean the connection (not the statement) failed: the batch cannot go on.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+SAVEPOINT = "SAVEPOINT attest_job"
+NEXT_SAVEPOINT = "RELEASE SAVEPOINT attest_job; SAVEPOINT attest_job"
+ROLLBACK_JOB = "ROLLBACK TO SAVEPOINT attest_job"
+COMMIT = "RELEASE SAVEPOINT attest_job; COMMIT"
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A job's own failure, rolled back to its savepoint (the batch went on)."""
+
+    error: BaseException
+
+
+class CommitUnknown(Exception):
+    """The batch's COMMIT was sent and no answer came back: it may or may not have landed.
+    ``result`` is what the job would have answered had it committed."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__("commit outcome unknown")
+        self.result = result
+
+
+class NotCommitted(Exception):
+    """The batch's transaction did not commit (its connection failed before COMMIT, or
+    COMMIT was answered with an error, or the server was shutting down)."""
+
+
+@dataclass(slots=True)
+class Job(Generic[C, R]):
+    run: Callable[[Conn, C], Awaitable[R]]
+    order: tuple[str, ...]
+    future: asyncio.Future[R | Failed] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Batcher(Generic[C, R]):
+    """Records jobs in shared transactions (the module docstring)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        prepare: Callable[[Conn], C],
+        landed: Callable[[list[R | Failed]], Awaitable[bool | None]],
+        max_batch: int = 64,
+        window_ms: int = 0,
+        workers: int = 2,
+        observe: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._prepare = prepare
+        self._landed = landed
+        self._max = max_batch
+        self._window = window_ms / 1000
+        self._workers_count = workers
+        self._observe = observe or (lambda _size, _depth: None)
+        self._queue: asyncio.Queue[Job[C, R]] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting for a batch."""
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def submit(self, run: Callable[[Conn, C], Awaitable[R]], order: tuple[str, ...]) -> R:
+        """Run ``run`` in the next batch; its result once the batch committed. Raises the
+        job's own error, or the batch's (not recorded, outcome unknown)."""
+        if self._queue is None:
+            self._start()
+        assert self._queue is not None  # noqa: S101 - started above
+        job: Job[C, R] = Job(run, order)
+        self._queue.put_nowait(job)
+        outcome = await job.future
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        return outcome
+
+    def _start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"attest-issue-batch-{n}")
+            for n in range(self._workers_count)
+        ]
+
+    async def close(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        self._queue = None
+
+    async def _work(self) -> None:
+        assert self._queue is not None  # noqa: S101 - started with its queue
+        queue = self._queue
+        while True:
+            jobs = [await queue.get()]
+            if self._window:
+                await asyncio.sleep(self._window)
+            while len(jobs) < self._max and not queue.empty():
+                jobs.append(queue.get_nowait())
+            self._observe(len(jobs), queue.qsize())
+            try:
+                await self._record(jobs)
+            except BaseException as exc:
+                # Never leave a request waiting: whatever went wrong is every job's answer.
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_result(Failed(_as_error(exc)))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+
+    async def _record(self, jobs: list[Job[C, R]]) -> None:
+        jobs.sort(key=lambda j: j.order)
+        results: list[R | Failed] = []
+        async with self._pool.acquire() as conn:
+            try:
+                await conn.execute("BEGIN; " + SAVEPOINT)
+                context = self._prepare(conn)
+                for job in jobs:
+                    results.append(await self._run_job(conn, job, context))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed():
+                        await conn.execute("ROLLBACK")
+                raise
+            try:
+                await conn.execute(COMMIT)
+            except CONNECTION_ERRORS:
+                # COMMIT was sent and no answer came: ask a fresh connection what happened.
+                committed = await self._ask_landed(results)
+                self._finish(jobs, results, committed)
+                return
+            except asyncpg.PostgresError as exc:
+                # The server answered: rolled back (a deferred check failed at COMMIT).
+                log.warning("issuance batch not committed: %s", type(exc).__name__)
+                self._finish(jobs, results, committed=False)
+                return
+        self._finish(jobs, results, committed=True)
+
+    async def _run_job(self, conn: Conn, job: Job[C, R], context: C) -> R | Failed:
+        try:
+            result = await job.run(conn, context)
+        except CONNECTION_ERRORS:
+            raise  # the batch's connection is gone: nothing of it commits
+        except Exception as exc:  # noqa: BLE001 - the job's own failure, answered to it alone
+            await conn.execute(ROLLBACK_JOB)
+            return Failed(exc)
+        await conn.execute(NEXT_SAVEPOINT)
+        return result
+
+    async def _ask_landed(self, results: list[R | Failed]) -> bool | None:
+        try:
+            return await self._landed(results)
+        except Exception as exc:  # noqa: BLE001 - the check itself failing: unknown
+            log.warning("issuance batch outcome unknown (%s)", type(exc).__name__)
+            return None
+
+    def _finish(
+        self, jobs: list[Job[C, R]], results: list[R | Failed], committed: bool | None
+    ) -> None:
+        for job, result in zip(jobs, results, strict=True):
+            if job.future.done():
+                continue
+            if committed or isinstance(result, Failed):
+                job.future.set_result(result)
+            elif committed is None:
+                job.future.set_result(Failed(CommitUnknown(result)))
+            else:
+                job.future.set_result(Failed(NotCommitted()))
+
+
+def _as_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, asyncio.CancelledError):
+        return NotCommitted()
+    return exc
