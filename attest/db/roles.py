@@ -41,6 +41,10 @@ def with_user(url: str, user: str) -> str:
     return urlunsplit((parts.scheme, f"{quote(user)}:@{host}", parts.path, parts.query, ""))
 
 
+#: Advisory lock key serialising the service role's grants ("attestgr" in ASCII, 63 bits).
+GRANT_LOCK = 0x6174746573746772
+
+
 def _ident(role: str) -> str:
     if not _IDENTIFIER.fullmatch(role):
         raise ValueError(f"the service role name {role!r} is not a plain lowercase identifier")
@@ -69,5 +73,8 @@ async def grant_service(conn: Conn, role: str) -> None:
         f"REVOKE INSERT, UPDATE ON schema_migrations FROM {name}",
     ]
     async with conn.transaction():
+        # Instances (or `attest serve` workers) starting together grant at the same time, and
+        # concurrent GRANTs on one table fail ("tuple concurrently updated"): one at a time.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", GRANT_LOCK)
         for statement in statements:
             await conn.execute(statement)
