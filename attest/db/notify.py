@@ -156,6 +156,9 @@ class Listener:
                 self._alive_at = started
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._lost.wait(), interval)
+                if self._lost.is_set():
+                    # Reconnect after the retry delay, as after any other failure.
+                    raise ConnectionResetError("the listening connection was lost")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: down, retry later
