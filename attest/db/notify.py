@@ -148,17 +148,7 @@ class Listener:
         interval = max(0.01, self.max_staleness / 4)
         while True:
             try:
-                if self._conn is None or self._conn.is_closed():
-                    await self._open()
-                started = self._clock()
-                assert self._conn is not None  # noqa: S101 - opened above
-                await self._conn.fetchval("SELECT 1", timeout=max(0.05, self.max_staleness))
-                self._alive_at = started
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), interval)
-                if self._lost.is_set():
-                    # Reconnect after the retry delay, as after any other failure.
-                    raise ConnectionResetError("the listening connection was lost")
+                await self._watch(interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: down, retry later
@@ -166,6 +156,20 @@ class Listener:
                 self._down()
                 await self._close()
                 await asyncio.sleep(self._retry)
+
+    async def _watch(self, interval: float) -> None:
+        """(Re)connect if needed, check the connection, wait up to ``interval`` for its loss;
+        raise when it is lost, so that ``run`` reconnects after the retry delay."""
+        if self._conn is None or self._conn.is_closed():
+            await self._open()
+        started = self._clock()
+        assert self._conn is not None  # noqa: S101 - opened above
+        await self._conn.fetchval("SELECT 1", timeout=max(0.05, self.max_staleness))
+        self._alive_at = started
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lost.wait(), interval)
+        if self._lost.is_set():
+            raise ConnectionResetError("the listening connection was lost")
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
