@@ -55,6 +55,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
 )
 
+#: Errors that mean the database is too slow for this batch (a statement timeout, a lock
+#: that could not be had): the batch's other jobs would wait the same way, one after the
+#: other, so the batch stops at the first and every request of it is answered at once.
+SLOW_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.QueryCanceledError,
+    asyncpg.LockNotAvailableError,
+)
+
 SAVEPOINT = "SAVEPOINT attest_job"
 NEXT_SAVEPOINT = "RELEASE SAVEPOINT attest_job; SAVEPOINT attest_job"
 ROLLBACK_JOB = "ROLLBACK TO SAVEPOINT attest_job"
@@ -200,6 +208,8 @@ class Batcher(Generic[C, R]):
             result = await job.run(conn, context)
         except CONNECTION_ERRORS:
             raise  # the batch's connection is gone: nothing of it commits
+        except SLOW_ERRORS:
+            raise  # the next job would wait as long: the whole batch is not recorded
         except Exception as exc:  # noqa: BLE001 - the job's own failure, answered to it alone
             await conn.execute(ROLLBACK_JOB)
             return Failed(exc)

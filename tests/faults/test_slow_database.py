@@ -19,6 +19,7 @@ PROBLEM = "application/problem+json"
 STATEMENT_TIMEOUT_MS = 1500
 POOL_TIMEOUT_MS = 400
 POOL_SIZE = 4
+WORKERS = 2
 # The longest wait a request can meet (its pool wait, then its statement's) and a margin.
 BOUND = (STATEMENT_TIMEOUT_MS + POOL_TIMEOUT_MS) / 1000 + 2.5
 
@@ -64,6 +65,7 @@ def test_a_locked_table_is_answered_503_within_the_bound_then_all_is_well(
     server = Serve(
         cluster.url,
         short_tmp,
+        workers=str(WORKERS),
         db_pool_size=str(POOL_SIZE),
         db_pool_timeout_ms=str(POOL_TIMEOUT_MS),
         db_statement_timeout_ms=str(STATEMENT_TIMEOUT_MS),
@@ -109,25 +111,29 @@ def test_a_locked_table_is_answered_503_within_the_bound_then_all_is_well(
             assert reply.status_code == 201, reply.text
             assert http.get("/readyz").status_code == 200
 
-        async def activity() -> tuple[int, int]:
+        async def activity() -> tuple[dict[str, int], int]:
             conn = await asyncpg.connect(cluster.url)
             try:
-                row = await conn.fetchrow(
-                    "SELECT count(*) AS n, count(*) FILTER (WHERE wait_event_type = 'Lock') AS"
-                    " waiting FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                rows = await conn.fetch(
+                    "SELECT split_part(application_name, ' pid ', 1) AS name, count(*) AS n,"
+                    " count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting"
+                    " FROM pg_stat_activity WHERE backend_type = 'client backend'"
                     " AND pid <> pg_backend_pid() AND datname = current_database()"
+                    " GROUP BY 1"
                 )
-                return row["n"], row["waiting"]
+                return {r["name"]: r["n"] for r in rows}, sum(r["waiting"] for r in rows)
             finally:
                 await conn.close()
 
-        # The pool's connections plus the log sequencer's own one, none waiting on a lock.
+        # Per worker process: its pool's connections (unnamed) and at most one of each
+        # dedicated one (log sequencer, cache listener, change feed); none waiting on a lock.
         connections, waiting = wait_until(
             lambda: (found := asyncio.run(activity()))[1] == 0 and found,
             timeout=5,
             what="no statement waiting",
         )
-        assert connections <= POOL_SIZE + 1, connections
+        assert connections.pop("", 0) <= POOL_SIZE * WORKERS, connections
+        assert all(n <= WORKERS for n in connections.values()), connections
         assert waiting == 0
         assert server.proc.poll() is None
     except BaseException:
