@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -272,3 +273,94 @@ def test_clients_create_cli_makes_a_working_key(live: object, database_url: str)
     )
     assert bad.returncode == 2
     assert "unknown scopes" in bad.stderr
+
+
+def _stopped_while_starting(env: dict[str, str], marker: str) -> tuple[int, str, list[int]]:
+    """Start `attest serve`, SIGTERM it as soon as ``marker`` is printed; (its exit code,
+    its output, the worker processes still running after it exited). Fails when it does
+    not exit within 20 s (then its whole process group is killed: nothing is left behind
+    holding the output pipe)."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(
+            [ATTEST, "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+        def output() -> str:
+            out.seek(0)
+            return out.read()
+
+        try:
+            deadline = time.monotonic() + 60
+            while marker not in output():
+                assert proc.poll() is None, f"exited before {marker!r}:\n{output()}"
+                assert time.monotonic() < deadline, f"no {marker!r} in 60 s:\n{output()}"
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"still running 20 s after SIGTERM:\n{output()}") from None
+            workers = [
+                int(pid) for pid in re.findall(r"Spawning worker-\d+ with PID: (\d+)", output())
+            ]
+            # Asked before the clean-up below kills what is left.
+            return proc.returncode, output(), [pid for pid in workers if not _gone(pid)]
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "applied migration 0001",  # the parent's first-start work
+        "Listening at",  # granian's handlers in place, no worker yet
+        "Spawning worker-2",  # the first worker still starting, the second forking
+        "Started worker-1",  # one serves, the other may still start
+    ],
+)
+def test_a_sigterm_while_starting_stops_everything_and_exits_0(
+    fresh_database: str, tmp_path: Path, marker: str
+) -> None:
+    """A worker used to miss a SIGTERM that came while it started (granian's workers
+    inherit the parent's handlers until they set their own) and was killed after the
+    grace time; the parent's own start-up died of it, leaving nothing stopped cleanly."""
+    env = _env(
+        tmp_path,
+        ATTEST_DATABASE_URL=fresh_database,
+        ATTEST_PORT=str(_free_port()),
+        ATTEST_KEYSTORE_PASSPHRASE=secrets.token_urlsafe(24),
+        ATTEST_PAIRWISE_SECRET=secrets.token_urlsafe(24),
+        ATTEST_SHUTDOWN_GRACE="30",
+    )
+    started = time.monotonic()
+    code, output, left = _stopped_while_starting(env, marker)
+    assert code == 0, output
+    assert "refused to gracefully stop" not in output, output
+    assert time.monotonic() - started < 20, output  # well inside the 30 s grace
+    assert left == [], output
+
+
+def test_a_sigterm_while_the_embedded_database_starts_stops_it(short_tmp: Path) -> None:
+    env = _env(short_tmp, ATTEST_PORT=str(_free_port()))
+    code, output, left = _stopped_while_starting(env, "started embedded PostgreSQL")
+    assert code == 0, output
+    assert "Spawning worker" not in output  # it stopped before serving
+    assert left == []
+    pgdata = short_tmp / "data" / "pgdata"
+    assert (pgdata / "PG_VERSION").exists()
+    assert not (pgdata / "postmaster.pid").exists(), output  # not left running
