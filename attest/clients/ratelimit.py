@@ -8,6 +8,7 @@ counting. Both stores make a hit one atomic step, so concurrent instances never 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime
 from typing import Any, Protocol
@@ -57,12 +58,39 @@ class Counters(Protocol):
         """Release connections."""
 
 
+#: A gate's counters: (failures key, its window start, hit key, its window start, limit).
+_GateKey = tuple[str, int, str, int, int]
+
+
+class _Gate:
+    """Requests of one client waiting for the same counting statement."""
+
+    __slots__ = ("answer", "size")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.answer: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        # Its requests may all have gone (disconnected) before a failure is set: retrieved.
+        self.answer.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
 class PostgresCounters:
-    """Counters in the ``rate_counters`` table: one upsert per hit."""
+    """Counters in the ``rate_counters`` table: one upsert per hit.
+
+    The authentication gate coalesces: requests of one client that arrive while its previous
+    statement is in flight are counted together by the next one (one row update adding N,
+    one commit), and each is given its own place in the window's count, as if counted one
+    by one. Without it every request of a busy client waited for the row lock and the WAL
+    flush of the one before it, which capped the whole service at one commit at a time."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._hits = 0
+        #: The gate being formed per counter pair (joined until its statement is sent).
+        self._forming: dict[_GateKey, _Gate] = {}
+        #: One statement at a time per counter pair.
+        self._sending: dict[_GateKey, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def hit(self, key: str, window: int, now: datetime) -> int:
         start = window_of(now, window)
@@ -84,21 +112,48 @@ class PostgresCounters:
         limit: int,
         now: datetime,
     ) -> tuple[int, int]:
-        """One statement (one round trip) for both counters."""
-        result = await repository.count_gate(
-            self._pool,
+        """One statement for both counters, shared by the requests that arrive together."""
+        key = (
             failures_key,
             window_of(now, failures_window),
             hit_key,
             window_of(now, hit_window),
             limit,
         )
+        gate = self._forming.get(key)
+        if gate is None:
+            gate = self._forming[key] = _Gate()
+            task = asyncio.create_task(self._send(key, gate))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        gate.size += 1
+        place = gate.size
+        failures, total = await asyncio.shield(gate.answer)
         self._hits += 1
         if self._hits % PRUNE_EVERY == 0:
-            await repository.prune_counters(
-                self._pool, window_of(now, hit_window) - PRUNE_AGE_SECONDS
-            )
-        return result
+            await repository.prune_counters(self._pool, key[3] - PRUNE_AGE_SECONDS)
+        # The statement added gate.size hits: this request's is the place-th of them.
+        return failures, (total - gate.size + place if total else 0)
+
+    async def _send(self, key: _GateKey, gate: _Gate) -> None:
+        lock = self._sending.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                # From here on, arrivals form the next gate.
+                del self._forming[key]
+                result = await repository.count_gate(self._pool, *key, hits=gate.size)
+        except BaseException as exc:
+            if self._forming.get(key) is gate:
+                del self._forming[key]
+            if isinstance(exc, asyncio.CancelledError):
+                gate.answer.cancel()
+                raise
+            gate.answer.set_exception(exc)  # every request of the gate is answered with it
+        else:
+            gate.answer.set_result(result)
+        finally:
+            if not lock.locked() and key not in self._forming:
+                self._sending.pop(key, None)
 
     async def close(self) -> None:
         return None

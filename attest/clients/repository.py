@@ -121,10 +121,10 @@ WITH failures AS (
 ),
 hit AS (
     INSERT INTO rate_counters (key, window_start, count)
-    SELECT $3, $4, 1 FROM failures WHERE failures.n < $5
+    SELECT $3, $4, $6::int FROM failures WHERE failures.n < $5
     ON CONFLICT (key) DO UPDATE SET
         count = CASE WHEN rate_counters.window_start = EXCLUDED.window_start
-                     THEN rate_counters.count + 1 ELSE 1 END,
+                     THEN rate_counters.count + EXCLUDED.count ELSE EXCLUDED.count END,
         window_start = EXCLUDED.window_start
     RETURNING count
 )
@@ -264,9 +264,13 @@ async def count_gate(
     hit_key: str,
     hit_window: int,
     limit: int,
+    hits: int = 1,
 ) -> tuple[int, int]:
-    """(failures so far, requests so far or 0 when the failures reached ``limit``)."""
-    row = await conn.fetchrow(COUNT_GATE, failures_key, failures_window, hit_key, hit_window, limit)
+    """(failures so far, requests so far, ``hits`` of them counted now, or 0 when the
+    failures reached ``limit``)."""
+    row = await conn.fetchrow(
+        COUNT_GATE, failures_key, failures_window, hit_key, hit_window, limit, hits
+    )
     assert row is not None  # noqa: S101 - one row always
     return row["failures"], row["hits"] or 0
 

@@ -200,3 +200,24 @@ def test_retry_after_is_the_rest_of_the_window() -> None:
     assert window_of(now, 60) == int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
     assert retry_after(now, 60) == 50
     assert retry_after(now + timedelta(seconds=49), 60) == 1
+
+
+def test_concurrent_requests_of_one_client_are_each_counted_once(pair: Pair) -> None:
+    """Requests that arrive together share one counting statement (PostgresCounters
+    coalesces them); each still gets its own place in the window: exactly the limit pass,
+    every other is 429, and the crossing is recorded once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pair.fresh_window()
+    key = pair.client("subjects:read")
+    limited_before = len(_security_events(pair.a, "security.rate_limited"))
+    with pair.a.client(key) as on_a, pair.b.client(key) as on_b:
+
+        def probe(n: int) -> int:
+            return (on_a if n % 2 else on_b).get(PROBE).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(probe, range(40)))
+    assert statuses.count(404) == LOW["client_rate_limit"], statuses
+    assert statuses.count(429) == 40 - LOW["client_rate_limit"], statuses
+    assert len(_security_events(pair.a, "security.rate_limited")) == limited_before + 1
