@@ -4,6 +4,14 @@ Configured with the module path, the token label and the user PIN (``ATTEST_PKCS
 ``ATTEST_PKCS11_PIN_FILE``). The PIN is never logged nor put in an error message. Each key
 is found again by its ``CKA_ID`` (random, recorded as ``pkcs11:id=<hex>`` in the database),
 and on load its public half must hash to the kid the database names.
+
+A token that goes away while serving (removed, its slot reset, the HSM restarted) makes a
+signature fail with a PKCS#11 error: that is a :class:`KeystoreError` (a 503 problem, never
+a 500), and the keystore reconnects: the module is initialised again, a session opened and
+logged in, and the key found again by its ``CKA_ID``; the signature is tried once more. A
+reconnection that fails is tried again at most every ``RECONNECT_INTERVAL`` seconds, so
+requests during the outage are answered at once. When the token is back, signing resumes
+without a restart.
 """
 
 from __future__ import annotations
@@ -24,6 +32,14 @@ from attest.keys.keystore import Algorithm, KeystoreError, Signer, compact_jws
 __all__ = ["Pkcs11Keystore", "read_pin"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds between reconnection attempts while the token cannot be used.
+RECONNECT_INTERVAL = 1.0
+
+#: Per module path: how many times it was initialised again (a keystore whose session
+#: predates the latest does not initialise it once more, it opens a session).
+_GENERATIONS: dict[str, int] = {}
+_GENERATIONS_LOCK = threading.Lock()
 
 _P256_OID = "1.2.840.10045.3.1.7"
 _ED25519_OID = "1.3.101.112"
@@ -62,22 +78,49 @@ class _TokenSigner:
     _private: Any
     _public: PublicKey
     _lock: threading.Lock
+    _store: Pkcs11Keystore
+    _key_id: bytes
+    #: The keystore's session generation the private key handle belongs to.
+    _generation: int
 
     def public_jwk(self) -> dict[str, str]:
         return public_jwk(self._public)
+
+    def _sign_once(self, data: bytes) -> bytes:
+        import pkcs11  # noqa: PLC0415 - the server extra only
+
+        if self.alg == "ES256":
+            # CKM_ECDSA over the SHA-256 digest: the token returns r || s (RFC 7518 3.4).
+            signature: bytes = self._private.sign(
+                hashlib.sha256(data).digest(), mechanism=pkcs11.Mechanism.ECDSA
+            )
+        else:
+            signature = self._private.sign(data, mechanism=pkcs11.Mechanism.EDDSA)
+        return signature
 
     def _sign(self, data: bytes) -> bytes:
         import pkcs11  # noqa: PLC0415 - the server extra only
 
         with self._lock:  # one PKCS#11 session is shared: one operation at a time
-            if self.alg == "ES256":
-                # CKM_ECDSA over the SHA-256 digest: the token returns r || s (RFC 7518 3.4).
-                signature: bytes = self._private.sign(
-                    hashlib.sha256(data).digest(), mechanism=pkcs11.Mechanism.ECDSA
-                )
+            if self._generation == self._store._generation:
+                try:
+                    return self._sign_once(data)
+                except pkcs11.exceptions.PKCS11Error as exc:
+                    failed = type(exc).__name__
+                    self._store._reconnect_locked(self._generation, failed)
             else:
-                signature = self._private.sign(data, mechanism=pkcs11.Mechanism.EDDSA)
-        return signature
+                self._store._reconnect_locked(self._generation, "stale session")
+            # Reconnected (else KeystoreError was raised): the key's new handle, once more.
+            try:
+                self._private = self._store._find_locked(self._key_id)
+                self._generation = self._store._generation
+                return self._sign_once(data)
+            except pkcs11.exceptions.PKCS11Error as exc:
+                self._store._lost_locked()
+                raise KeystoreError(
+                    f"the PKCS#11 token {self._store.token_label!r} cannot sign with key "
+                    f"{self.kid}: {type(exc).__name__}"
+                ) from None
 
     def sign_jwt(self, claims: dict[str, object], typ: str) -> str:
         return compact_jws(claims, alg=self.alg, kid=self.kid, typ=typ, sign=self._sign)
@@ -96,26 +139,82 @@ class Pkcs11Keystore:
         except ImportError as exc:
             raise KeystoreError("the PKCS#11 keystore needs python-pkcs11 (server extra)") from exc
         self._pkcs11 = pkcs11
+        self._error: type[Exception] = PKCS11Error
         self._lock = threading.Lock()
+        self.module = module
+        self.token_label = token_label
+        # Kept to log in again after the token came back (never logged nor in a message).
+        self._pin = pin
+        #: Bumped on each reconnection: handles of an older generation are stale.
+        self._generation = 0
+        self._retry_at = 0.0
+        with _GENERATIONS_LOCK:
+            self._module_generation = _GENERATIONS.setdefault(module, 0)
+        self._session = self._open()
+
+    def _open(self) -> Any:
+        pkcs11 = self._pkcs11
         try:
-            library = pkcs11.lib(module)
-            token = library.get_token(token_label=token_label)
+            token = pkcs11.lib(self.module).get_token(token_label=self.token_label)
             try:
-                self._session = token.open(user_pin=pin, rw=True)
+                return token.open(user_pin=self._pin, rw=True)
             except pkcs11.exceptions.UserAlreadyLoggedIn:
                 # Login state is per process and token (PKCS#11 section 5.6): another keystore
                 # of this process is logged in already, and this session shares its login.
-                self._session = token.open(rw=True)
-        except PKCS11Error as exc:
+                return token.open(rw=True)
+        except self._error as exc:
             # The PIN is never part of the message; the exception class names the cause.
             raise KeystoreError(
-                f"cannot open PKCS#11 token {token_label!r} with module {module}: "
+                f"cannot open PKCS#11 token {self.token_label!r} with module {self.module}: "
                 f"{type(exc).__name__}"
             ) from None
         except (OSError, RuntimeError) as exc:
-            raise KeystoreError(f"cannot load PKCS#11 module {module}: {exc}") from None
-        self.module = module
-        self.token_label = token_label
+            raise KeystoreError(f"cannot load PKCS#11 module {self.module}: {exc}") from None
+
+    def _reconnect_locked(self, generation: int, cause: str) -> None:
+        """A new session (the module initialised again unless another keystore of this
+        process just did), under ``self._lock``; KeystoreError when the token cannot be
+        used (then no new attempt for RECONNECT_INTERVAL seconds)."""
+        import time  # noqa: PLC0415
+
+        if generation != self._generation:
+            return  # another signer of this keystore reconnected meanwhile
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise KeystoreError(f"the PKCS#11 token {self.token_label!r} is unavailable")
+        log.warning("PKCS#11 token %s failed (%s): reconnecting", self.token_label, cause)
+        try:
+            with _GENERATIONS_LOCK:
+                if _GENERATIONS[self.module] == self._module_generation:
+                    self._pkcs11.lib(self.module).reinitialize()
+                    _GENERATIONS[self.module] += 1
+                self._module_generation = _GENERATIONS[self.module]
+            self._session = self._open()
+        except (KeystoreError, self._error) as exc:
+            self._retry_at = now + RECONNECT_INTERVAL
+            raise KeystoreError(
+                f"the PKCS#11 token {self.token_label!r} is unavailable: {type(exc).__name__}"
+            ) from None
+        self._generation += 1
+        self._retry_at = 0.0
+        log.info("PKCS#11 token %s reconnected", self.token_label)
+
+    def _lost_locked(self) -> None:
+        """The reconnected session failed too: reconnect again on the next attempt."""
+        import time  # noqa: PLC0415
+
+        self._generation += 1
+        self._retry_at = time.monotonic() + RECONNECT_INTERVAL
+
+    def _find_locked(self, key_id: bytes) -> Any:
+        p = self._pkcs11
+        try:
+            return self._session.get_key(object_class=p.ObjectClass.PRIVATE_KEY, id=key_id)
+        except p.exceptions.NoSuchKey:
+            self._lost_locked()
+            raise KeystoreError(
+                f"a key is not in the PKCS#11 token {self.token_label!r} after reconnecting"
+            ) from None
 
     def close(self) -> None:
         self._session.close()
@@ -166,7 +265,12 @@ class Pkcs11Keystore:
             private[attr.LABEL] = f"attest {kid}"
             public[attr.LABEL] = f"attest {kid}"
         log.info("generated %s signing key %s in PKCS#11 token %s", alg, kid, self.token_label)
-        return _TokenSigner(kid, alg, private, public_key, self._lock)
+        return self._signer(kid, alg, private, public_key, key_id)
+
+    def _signer(
+        self, kid: str, alg: Algorithm, private: Any, public: PublicKey, key_id: bytes
+    ) -> _TokenSigner:
+        return _TokenSigner(kid, alg, private, public, self._lock, self, key_id, self._generation)
 
     def _public_key(self, public: Any, alg: Algorithm) -> PublicKey:
         point = _der_octets(bytes(public[self._pkcs11.Attribute.EC_POINT]))
@@ -199,4 +303,4 @@ class Pkcs11Keystore:
             raise KeystoreError(f"PKCS#11 key {kid} is extractable: refusing to sign with it")
         if thumbprint(public_jwk(public_key)) != kid:
             raise KeystoreError(f"the PKCS#11 object {ref} does not hold the key {kid}")
-        return _TokenSigner(kid, alg, private, public_key, self._lock)
+        return self._signer(kid, alg, private, public_key, key_id)

@@ -181,3 +181,55 @@ def test_a_wrong_pin_is_a_clear_error_without_the_pin(softhsm: dict[str, str]) -
     assert result.returncode == 3, result.stderr
     assert "PinIncorrect" in result.stdout
     assert "wrong-pin-4321" not in result.stdout + result.stderr
+
+
+def test_a_token_removed_while_serving_is_503_then_signing_resumes(
+    world: Any, issuer_for: Any, published: Any, softhsm: dict[str, str]
+) -> None:
+    """The token's directory taken away from SoftHSM (a token removed): token requests are
+    503 problems with Retry-After, answered at once, naming neither the token nor its
+    path; once it is back, issuance resumes with the same key, without a restart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    hsm = {
+        "keystore": "pkcs11",
+        "pkcs11_module": softhsm["module"],
+        "pkcs11_token_label": softhsm["label"],
+        "log_origin": "attest.test/log",
+    }
+    server = world.start(**hsm, pkcs11_pin=softhsm["pin"])
+    issuer = issuer_for(server)
+    before = issuer.issue()
+    jwks = published(server)
+    tokens = Path(softhsm["conf"]).parent / "tokens"
+    (token_dir,) = [d for d in tokens.iterdir() if d.is_dir()]
+    away = tokens.parent / "away"
+    token_dir.rename(away)
+    try:
+        body = {"subject_id": issuer.subject_id, "audience": "model:fable-5"}
+
+        def ask(_: int) -> Any:
+            started = time.monotonic()
+            reply = issuer.http.post("/v1/tokens", json=body)
+            return reply, time.monotonic() - started
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(ask, range(12)))
+        for reply, took in answers:
+            assert reply.status_code == 503, reply.text
+            assert reply.headers["content-type"].startswith("application/problem+json")
+            assert reply.headers["retry-after"].isdigit()
+            assert reply.json()["type"] == "urn:attest:problem:unavailable"
+            assert softhsm["label"] not in reply.text
+            assert str(tokens) not in reply.text
+            assert took < 5
+    finally:
+        away.rename(token_dir)
+    deadline = time.monotonic() + 10
+    while (reply := issuer.http.post("/v1/tokens", json=body)).status_code != 201:
+        assert reply.status_code == 503, reply.text
+        assert time.monotonic() < deadline, "issuance did not resume"
+        time.sleep(0.2)
+    after = reply.json()["token"]
+    assert jwt.get_unverified_header(after)["kid"] == jwt.get_unverified_header(before)["kid"]
+    check(after, server, jwks)
