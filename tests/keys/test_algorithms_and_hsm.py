@@ -233,3 +233,35 @@ def test_a_token_removed_while_serving_is_503_then_signing_resumes(
     after = reply.json()["token"]
     assert jwt.get_unverified_header(after)["kid"] == jwt.get_unverified_header(before)["kid"]
     check(after, server, jwks)
+
+
+def test_an_unusable_key_directory_is_503_for_rotation_and_issuance_goes_on(
+    world: Any, issuer_for: Any
+) -> None:
+    """The file keystore's directory gone from under the service (a volume lost, its path
+    now a file): a rotation, which must write its new key, is a 503 problem that names no
+    path; tokens are still issued with the key in memory; once the directory is back, the
+    rotation succeeds without a restart."""
+    server = world.start()
+    issuer = issuer_for(server)
+    issuer.issue()
+    keys = world.root / "keys"
+    moved = world.root / "keys-away"
+    keys.rename(moved)
+    keys.write_text("not a directory")
+    try:
+        with server.client(server.admin_key) as admin:
+            refused = admin.post("/v1/keys/rotate")
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.headers["retry-after"].isdigit()
+        assert str(world.root) not in refused.text
+        issuer.issue()  # signing needs no file
+    finally:
+        keys.unlink()
+        moved.rename(keys)
+    with server.client(server.admin_key) as admin:
+        rotated = admin.post("/v1/keys/rotate")
+    assert rotated.status_code == 202, rotated.text
+    assert rotated.json()["state"] == "pending"
+    assert any(rotated.json()["kid"] in path.name for path in keys.iterdir())
