@@ -29,6 +29,11 @@ POOL_TIMEOUT_MS = 2000
 ANSWER_BOUND = POOL_TIMEOUT_MS / 1000 + 3.0
 
 
+UNAVAILABLE = "urn:attest:problem:unavailable"
+#: The COMMIT was sent and its answer lost: the problem names the jti to look up.
+OUTCOME_UNKNOWN = "urn:attest:problem:outcome-unknown"
+
+
 def _is_retryable_problem(answer: Answer) -> bool:
     body = answer.body
     return (
@@ -37,7 +42,10 @@ def _is_retryable_problem(answer: Answer) -> bool:
         and answer.headers.get("retry-after", "").isdigit()
         and isinstance(body, dict)
         and body.get("status") == 503
-        and body.get("type") == "urn:attest:problem:unavailable"
+        and (
+            body.get("type") == UNAVAILABLE
+            or (body.get("type") == OUTCOME_UNKNOWN and isinstance(body.get("jti"), str))
+        )
         and "incident" not in body
     )
 
@@ -195,6 +203,19 @@ def test_a_hard_database_outage_is_503s_then_recovers_with_every_token_recorded(
         log = found["log"]
         # No gap and no position twice: positions 0..size-1, each once.
         assert log["n"] == log["distinct_n"] == log["top"] + 1 == log["size"], log
+
+        # An outcome-unknown answer is honest: looking its jti up tells, and agrees with the
+        # database (recorded once, with its event, or not at all).
+        unknown = [
+            a.body["jti"]
+            for a in answers
+            if isinstance(a.body, dict) and a.body.get("type") == OUTCOME_UNKNOWN
+        ]
+        landed = set(asyncio.run(_records(cluster.url, unknown))["attested"]) if unknown else set()
+        with server.client(server.admin_key) as admin:
+            for jti in unknown:
+                looked_up = admin.get(f"/v1/audit/attestations/{jti}").status_code
+                assert looked_up == (200 if jti in landed else 404), (jti, looked_up)
 
         # A receipt (attestation + inclusion proof) for tokens on either side of the outage.
         with server.client(server.admin_key) as admin:
