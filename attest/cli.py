@@ -12,11 +12,12 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
+
+from attest.http import stopsignals
 
 __all__ = ["main", "worker_app"]
 
@@ -64,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
     workers stop, the database stops, and the process exits 0.
     """
     settings = _settings(args)
-    _stop_on_signal()
+    stopsignals.remember_stops()
     if not settings.embedded:
         # Checked before serving so the message is one line, not a start-up traceback.
         from attest.settings import SettingsError  # noqa: PLC0415
@@ -96,12 +97,12 @@ def _serve(args: argparse.Namespace) -> int:
             embedded = EmbeddedPostgres(settings.data_dir)
             dsn = embedded.start()
             os.environ[_EMBEDDED_DSN_ENV] = dsn
-        if _stopping():
+        if stopsignals.stopping():
             return 0
         refused = _prepare(settings, dsn)
         if refused is not None:
             return refused
-        if _stopping():
+        if stopsignals.stopping():
             return 0
         _run_workers(settings)
     finally:
@@ -110,63 +111,6 @@ def _serve(args: argparse.Namespace) -> int:
             embedded.stop()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
-
-
-#: SIGTERM/SIGINT received before granian took the signals over (see _stop_on_signal).
-_stop_requested: list[int] = []
-
-
-def _stop_on_signal() -> None:
-    """Until granian handles the signals, SIGTERM/SIGINT are remembered and start-up stops at
-    its next step (the embedded database is stopped, never left running; the exit is 0).
-    Not an exception from the handler: raised inside a driver's callback it can be swallowed
-    as unraisable, and the server would start anyway."""
-
-    def stop(signum: int, _frame: object) -> None:
-        _stop_requested.append(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stop)
-
-
-def _stopping() -> bool:
-    if _stop_requested:
-        _log.info("stopping before serving (%s)", signal.Signals(_stop_requested[0]).name)
-    return bool(_stop_requested)
-
-
-def _pass_on_stop() -> None:
-    """A granian start-up hook (its own handlers are in place): a stop remembered since the
-    last check is sent again, to granian, which stops its workers as soon as they start."""
-    if _stop_requested:
-        os.kill(os.getpid(), _stop_requested[0])
-
-
-#: The stop signals a worker holds back while it starts.
-_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-#: After lifespan start-up, how long until the held stop signals are let through (the
-#: timer fires once granian's serve loop runs, which is after its serve call).
-_RELEASE_DELAY = 0.1
-
-
-def _hold_stop_signals() -> None:
-    """Keep SIGTERM/SIGINT pending while the worker starts. Granian's workers inherit the
-    parent's handlers (which only wake the parent's copy of its loop in this process) until
-    they install their own, and a signal set before granian serves is not seen either: a
-    worker stopped while starting was lost and killed after the grace time."""
-    inherited = signal.getsignal(signal.SIGTERM)
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    # A signal that came before this, to the inherited handler, set its server's flag.
-    if getattr(getattr(inherited, "__self__", None), "interrupt_signal", False):
-        os.kill(os.getpid(), signal.SIGTERM)  # pending until released
-
-
-def _release_stop_signals() -> None:
-    """Let the held signals through once the worker serves: one held back is delivered then
-    and the worker shuts down like any other."""
-    asyncio.get_running_loop().call_later(
-        _RELEASE_DELAY, signal.pthread_sigmask, signal.SIG_UNBLOCK, _STOP_SIGNALS
-    )
 
 
 def _prepare(settings: Any, dsn: str) -> int | None:
@@ -207,7 +151,7 @@ def _run_workers(settings: Any) -> None:
         log_dictconfig={"version": 1, "disable_existing_loggers": False},
         workers_kill_timeout=settings.shutdown_grace,
     )
-    server.on_startup(_pass_on_stop)
+    server.on_startup(stopsignals.pass_on_stop)
     # Granian configured its own loggers: route them to attest's handler again.
     configure_logging(settings.log_level, settings.log_format, secrets=_log_secrets(settings))
     server.serve()
@@ -215,7 +159,7 @@ def _run_workers(settings: Any) -> None:
 
 def worker_app() -> Any:
     """One worker's application (granian calls this in each worker process)."""
-    _hold_stop_signals()
+    stopsignals.hold_stops()
     from attest.app import create_app  # noqa: PLC0415
     from attest.http.requestlog import configure_logging  # noqa: PLC0415
     from attest.settings import load_settings  # noqa: PLC0415
@@ -238,7 +182,7 @@ def _one_line_refusals(app: Any) -> Any:
 
         async def lifespan_send(message: Any) -> None:
             if message["type"] == "lifespan.startup.complete":
-                _release_stop_signals()
+                stopsignals.release_stops()
             refusal = getattr(app.state, "startup_refusal", None)
             if message["type"] == "lifespan.startup.failed" and refusal:
                 message = {**message, "message": f"attest: refusing to start: {refusal}"}

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,11 +136,10 @@ class Pkcs11Keystore:
     def __init__(self, module: str, token_label: str, pin: str) -> None:
         try:
             import pkcs11  # noqa: PLC0415
-            from pkcs11.exceptions import PKCS11Error  # noqa: PLC0415
+            import pkcs11.exceptions  # noqa: PLC0415
         except ImportError as exc:
             raise KeystoreError("the PKCS#11 keystore needs python-pkcs11 (server extra)") from exc
         self._pkcs11 = pkcs11
-        self._error: type[Exception] = PKCS11Error
         self._lock = threading.Lock()
         self.module = module
         self.token_label = token_label
@@ -162,7 +162,7 @@ class Pkcs11Keystore:
                 # Login state is per process and token (PKCS#11 section 5.6): another keystore
                 # of this process is logged in already, and this session shares its login.
                 return token.open(rw=True)
-        except self._error as exc:
+        except pkcs11.exceptions.PKCS11Error as exc:
             # The PIN is never part of the message; the exception class names the cause.
             raise KeystoreError(
                 f"cannot open PKCS#11 token {self.token_label!r} with module {self.module}: "
@@ -175,8 +175,6 @@ class Pkcs11Keystore:
         """A new session (the module initialised again unless another keystore of this
         process just did), under ``self._lock``; KeystoreError when the token cannot be
         used (then no new attempt for RECONNECT_INTERVAL seconds)."""
-        import time  # noqa: PLC0415
-
         if generation != self._generation:
             return  # another signer of this keystore reconnected meanwhile
         now = time.monotonic()
@@ -190,7 +188,7 @@ class Pkcs11Keystore:
                     _GENERATIONS[self.module] += 1
                 self._module_generation = _GENERATIONS[self.module]
             self._session = self._open()
-        except (KeystoreError, self._error) as exc:
+        except (KeystoreError, self._pkcs11.exceptions.PKCS11Error) as exc:
             self._retry_at = now + RECONNECT_INTERVAL
             raise KeystoreError(
                 f"the PKCS#11 token {self.token_label!r} is unavailable: {type(exc).__name__}"
@@ -201,8 +199,6 @@ class Pkcs11Keystore:
 
     def _lost_locked(self) -> None:
         """The reconnected session failed too: reconnect again on the next attempt."""
-        import time  # noqa: PLC0415
-
         self._generation += 1
         self._retry_at = time.monotonic() + RECONNECT_INTERVAL
 

@@ -206,10 +206,10 @@ class Batcher(Generic[C, R]):
     async def _run_job(self, conn: Conn, job: Job[C, R], context: C) -> R | Failed:
         try:
             result = await job.run(conn, context)
-        except CONNECTION_ERRORS:
-            raise  # the batch's connection is gone: nothing of it commits
-        except SLOW_ERRORS:
-            raise  # the next job would wait as long: the whole batch is not recorded
+        except (*CONNECTION_ERRORS, *SLOW_ERRORS):
+            # The batch's connection is gone, or the next job would wait as long: nothing
+            # of the batch commits.
+            raise
         except Exception as exc:  # noqa: BLE001 - the job's own failure, answered to it alone
             await conn.execute(ROLLBACK_JOB)
             return Failed(exc)
