@@ -22,6 +22,7 @@ __all__ = [
     "pending_for_review",
     "use_assertion",
     "verified_for_subject",
+    "verified_for_subjects",
 ]
 
 COLUMNS = """id, subject_id, tenant, type, document_type, attributes, assurance, status, reasons,
@@ -88,6 +89,10 @@ RETURNING jti
 SELECT_FOR_SUBJECT = f"SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 ORDER BY created_at, id"
 SELECT_VERIFIED = f"""
 SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 AND status = 'verified' ORDER BY verified_at
+"""
+SELECT_VERIFIED_MANY = f"""
+SELECT {COLUMNS} FROM evidence WHERE subject_id = ANY($1::uuid[]) AND status = 'verified'
+ORDER BY subject_id, verified_at
 """
 
 
@@ -173,6 +178,15 @@ async def pending_for_review(
 
 async def verified_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[Evidence]:
     return [_evidence(r) for r in await conn.fetch(SELECT_VERIFIED, subject_id)]
+
+
+async def verified_for_subjects(
+    conn: Conn, subject_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Evidence]]:
+    found: dict[uuid.UUID, list[Evidence]] = {i: [] for i in subject_ids}
+    for row in await conn.fetch(SELECT_VERIFIED_MANY, subject_ids):
+        found[row["subject_id"]].append(_evidence(row))
+    return found
 
 
 async def close(

@@ -14,7 +14,7 @@ from attest.policy.models import Audience, PolicyVersion, VersionSummary
 
 __all__ = [
     "audiences_of_policy",
-    "decision_context",
+    "decision_contexts",
     "fact_signatures",
     "get_audience",
     "get_policy",
@@ -26,6 +26,7 @@ __all__ = [
     "list_policies",
     "list_versions",
     "lock_audience",
+    "lock_audiences_shared",
     "policy_document",
     "policy_versions",
     "set_suspended",
@@ -57,20 +58,21 @@ ON CONFLICT (name, version) DO NOTHING
 RETURNING {POLICY_COLUMNS}
 """
 SELECT_AUDIENCE = f"SELECT {AUDIENCE_COLUMNS} FROM audiences WHERE audience = $1"
-# A decision's configuration in one round trip (after the audience lock, in its own
-# statement so that this one's snapshot sees every change that committed before the lock
-# was granted): the audience and the version of its policy that governs at $2 (its number
-# and digest; the document itself is immutable, read by digest only when not cached).
-SELECT_DECISION_CONTEXT = f"""
-SELECT {", ".join("a." + c.strip() for c in AUDIENCE_COLUMNS.split(","))},
+# The configuration of a batch's decisions in one round trip (after the audience locks, in
+# its own statement so that this one's snapshot sees every change that committed before the
+# locks were granted): for each (audience $1[n], time $2[n]), the audience and the version
+# of its policy that governs then (its number and digest; the document itself is immutable,
+# read by digest only when not cached). Audiences that do not exist yield no row.
+SELECT_DECISION_CONTEXTS = f"""
+SELECT j.n, {", ".join("a." + c.strip() for c in AUDIENCE_COLUMNS.split(","))},
        p.version AS policy_version, p.digest AS policy_digest, p.created_at AS policy_created_at
-FROM audiences a
+FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS j(audience, at, n)
+JOIN audiences a ON a.audience = j.audience
 LEFT JOIN LATERAL (
     SELECT version, digest, created_at FROM policies
-    WHERE name = a.policy_name AND (effective_at IS NULL OR effective_at <= $2)
+    WHERE name = a.policy_name AND (effective_at IS NULL OR effective_at <= j.at)
     ORDER BY version DESC LIMIT 1
 ) AS p ON true
-WHERE a.audience = $1
 """
 SELECT_DOCUMENT = "SELECT document FROM policies WHERE name = $1 AND version = $2 AND digest = $3"
 SELECT_AUDIENCES = f"SELECT {AUDIENCE_COLUMNS} FROM audiences ORDER BY audience"
@@ -101,6 +103,12 @@ LOCK_AUDIENCE = {
     "share": "SELECT pg_advisory_xact_lock_shared(hashtextextended('audience|' || $1, 7))",
     "exclusive": "SELECT pg_advisory_xact_lock(hashtextextended('audience|' || $1, 7))",
 }
+# Several audiences' locks shared, in one round trip, taken in name order ($1 sorted and
+# distinct) as every other taker of more than one takes them.
+LOCK_AUDIENCES_SHARED = """
+SELECT count(pg_advisory_xact_lock_shared(hashtextextended('audience|' || a, 7)))
+FROM unnest($1::text[]) AS l(a)
+"""
 
 
 # Every subject in scope ($3: a tenant, or NULL for all) reduced to the signature of its
@@ -207,19 +215,26 @@ async def lock_audience(conn: Conn, audience: str, mode: str) -> None:
     await conn.execute(LOCK_AUDIENCE[mode], audience)
 
 
-async def decision_context(
-    conn: Conn, audience: str, now: datetime
-) -> tuple[Audience, VersionSummary | None] | None:
-    """The audience and the (number, digest) of the policy version governing it at ``now``."""
-    row = await conn.fetchrow(SELECT_DECISION_CONTEXT, audience, now)
-    if row is None:
-        return None
-    version = None
-    if row["policy_version"] is not None:
-        version = VersionSummary(
-            row["policy_version"], row["policy_digest"], row["policy_created_at"]
-        )
-    return _audience(row), version
+async def lock_audiences_shared(conn: Conn, audiences: list[str]) -> None:
+    """Take the locks of ``audiences`` (sorted, distinct) shared."""
+    await conn.fetchval(LOCK_AUDIENCES_SHARED, audiences)
+
+
+async def decision_contexts(
+    conn: Conn, asks: list[tuple[str, datetime]]
+) -> list[tuple[Audience, VersionSummary | None] | None]:
+    """For each (audience, time): the audience and the (number, digest) of the policy
+    version governing it then; None for an audience that does not exist."""
+    rows = await conn.fetch(SELECT_DECISION_CONTEXTS, [a for a, _ in asks], [t for _, t in asks])
+    found: list[tuple[Audience, VersionSummary | None] | None] = [None] * len(asks)
+    for row in rows:
+        version = None
+        if row["policy_version"] is not None:
+            version = VersionSummary(
+                row["policy_version"], row["policy_digest"], row["policy_created_at"]
+            )
+        found[row["n"] - 1] = (_audience(row), version)
+    return found
 
 
 async def policy_document(conn: Conn, name: str, version: int, digest: str) -> dict[str, Any]:

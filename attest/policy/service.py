@@ -22,6 +22,7 @@ from attest.clients.models import Client
 from attest.db import Conn
 from attest.errors import Conflict, Forbidden, NotFound, UnprocessableInput
 from attest.evidence import service as evidence
+from attest.evidence.models import Evidence
 from attest.keys.lifecycle import KeyPolicy, check_token_lifetime
 from attest.policy import repository
 from attest.policy.document import (
@@ -47,7 +48,9 @@ __all__ = [
     "audience_for_decision",
     "decide",
     "decide_under",
-    "decision_context",
+    "decision_contexts",
+    "eligibility_on",
+    "lock_for_decisions",
 ]
 
 
@@ -85,39 +88,58 @@ class DecisionContext:
     policy: PolicyVersion | None
 
 
-async def decision_context(conn: Conn, audience: str, now: datetime) -> DecisionContext | None:
-    """The audience and its governing policy version (``now``), read after taking the
-    audience's lock shared until the end of the caller's transaction (see the module
-    docstring): two round trips, the policy document from the cache of immutable versions."""
-    await repository.lock_audience(conn, audience, "share")
-    found = await repository.decision_context(conn, audience, now)
-    if found is None:
-        return None
-    bound, version = found
-    if version is None:
-        return DecisionContext(bound, None)
-    document = _DOCUMENTS.get(version.digest)
-    if document is None:
-        document = await repository.policy_document(
-            conn, bound.policy_name, version.version, version.digest
+async def lock_for_decisions(conn: Conn, audiences: list[str]) -> None:
+    """Take the locks of ``audiences`` shared until the end of the caller's transaction
+    (see the module docstring), in name order, before :func:`decision_contexts` reads."""
+    await repository.lock_audiences_shared(conn, sorted(set(audiences)))
+
+
+async def decision_contexts(
+    conn: Conn, asks: list[tuple[str, datetime]]
+) -> list[DecisionContext | None]:
+    """For each (audience, time): the audience and its policy version governing then, read
+    in one round trip after :func:`lock_for_decisions`; the documents come from the cache
+    of immutable versions (one more round trip for each version not cached yet). None for
+    an audience that is not registered."""
+    contexts: list[DecisionContext | None] = []
+    for found in await repository.decision_contexts(conn, asks):
+        if found is None:
+            contexts.append(None)
+            continue
+        bound, version = found
+        if version is None:
+            contexts.append(DecisionContext(bound, None))
+            continue
+        document = _DOCUMENTS.get(version.digest)
+        if document is None:
+            document = await repository.policy_document(
+                conn, bound.policy_name, version.version, version.digest
+            )
+            if len(_DOCUMENTS) >= _DOCUMENTS_MAX:
+                _DOCUMENTS.clear()
+            _DOCUMENTS[version.digest] = document
+        policy = PolicyVersion(
+            bound.policy_name, version.version, document, version.digest, version.created_at
         )
-        if len(_DOCUMENTS) >= _DOCUMENTS_MAX:
-            _DOCUMENTS.clear()
-        _DOCUMENTS[version.digest] = document
-    policy = PolicyVersion(
-        bound.policy_name, version.version, document, version.digest, version.created_at
-    )
-    return DecisionContext(bound, policy)
+        contexts.append(DecisionContext(bound, policy))
+    return contexts
 
 
 async def decide_under(
     conn: Conn, subject: Subject, policy: PolicyVersion | None, policy_name: str, now: datetime
 ) -> Eligibility:
-    """Evaluate ``policy`` (read in the caller's transaction by :func:`decision_context`)
-    for a subject on its verified evidence read on ``conn``."""
+    """Evaluate ``policy`` (read in the caller's transaction) for a subject on its verified
+    evidence read on ``conn``."""
     if policy is None:
         raise UnprocessableInput(f"The policy '{policy_name}' does not exist.")
     verified = await evidence.verified_for_subject(conn, subject.id)
+    return eligibility_on(policy, subject, verified, now)
+
+
+def eligibility_on(
+    policy: PolicyVersion, subject: Subject, verified: list[Evidence], now: datetime
+) -> Eligibility:
+    """The decision of ``policy`` for a subject on its verified evidence (pure)."""
     decision = evaluate(
         policy.document, facts_from_evidence(verified), now=now, revoked=subject.revoked
     )

@@ -26,15 +26,16 @@ __all__ = [
     "insert_entry",
     "insert_list",
     "list_for_slot",
-    "next_slot",
+    "next_slots",
     "outstanding_of_audience",
     "set_status",
 ]
 
 LIST_COLUMNS = "id, first_slot, size, perm_key"
-# The next slot and the list that may hold it, in one round trip (issuance's hot path).
-NEXT_SLOT = f"""
-WITH s AS (SELECT nextval('status_slots') AS slot)
+# The next $1 slots, each with the list that may hold it, in one round trip (a batch of
+# issuances).
+NEXT_SLOTS = f"""
+WITH s AS MATERIALIZED (SELECT nextval('status_slots') AS slot FROM generate_series(1, $1))
 SELECT s.slot, l.id, l.first_slot, l.size, l.perm_key FROM s
 LEFT JOIN LATERAL (
     SELECT {LIST_COLUMNS} FROM status_lists WHERE first_slot <= s.slot
@@ -115,11 +116,11 @@ def _list(row: asyncpg.Record | None) -> StatusList | None:
     return StatusList(row["id"], row["first_slot"], row["size"], bytes(row["perm_key"]))
 
 
-async def next_slot(conn: Conn) -> tuple[int, StatusList | None]:
-    """The next slot of the counter and the last list starting at or before it."""
-    row = await conn.fetchrow(NEXT_SLOT)
-    assert row is not None  # noqa: S101 - the CTE always yields one row
-    return row["slot"], _list(row) if row["id"] is not None else None
+async def next_slots(conn: Conn, count: int) -> list[tuple[int, StatusList | None]]:
+    """The next ``count`` slots of the counter, each with the last list starting at or
+    before it."""
+    rows = await conn.fetch(NEXT_SLOTS, count)
+    return [(r["slot"], _list(r) if r["id"] is not None else None) for r in rows]
 
 
 async def list_for_slot(conn: Conn, slot: int) -> StatusList | None:

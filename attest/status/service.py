@@ -40,6 +40,7 @@ __all__ = [
     "ActiveSigner",
     "StatusListService",
     "allocate",
+    "allocate_many",
     "attach",
     "list_uri",
     "mark",
@@ -69,18 +70,33 @@ def list_uri(issuer: str, list_id: int) -> str:
 
 
 async def allocate(conn: Conn, *, list_size: int, now: datetime) -> StatusRef:
-    """A fresh entry for a token about to be recorded on ``conn``: the next slot of the
-    internal counter, through its list's keyed permutation (a full list is followed by a
-    new one of ``list_size`` entries). Record it with :func:`attach` once the token is."""
-    slot, found = await repository.next_slot(conn)
-    while found is None or not found.holds(slot):
-        last = await repository.last_list(conn)
-        next_id = 1 if last is None else last.id + 1
-        first = 0 if last is None else last.first_slot + last.size
-        # Another instance may create the same list at the same time: one insert wins.
-        await repository.insert_list(conn, next_id, first, list_size, secrets.token_bytes(32), now)
-        found = await repository.list_for_slot(conn, slot)
-    return StatusRef(found.id, permute(found.perm_key, found.size, slot - found.first_slot))
+    """A fresh entry for a token about to be recorded on ``conn`` (:func:`allocate_many`
+    of one). Record it with :func:`attach` once the token is."""
+    return (await allocate_many(conn, 1, list_size=list_size, now=now))[0]
+
+
+async def allocate_many(
+    conn: Conn, count: int, *, list_size: int, now: datetime
+) -> list[StatusRef]:
+    """``count`` fresh entries for tokens about to be recorded on ``conn``, in one round
+    trip: the next slots of the internal counter, each through its list's keyed
+    permutation (a full list is followed by a new one of ``list_size`` entries)."""
+    refs = []
+    for slot, listed in await repository.next_slots(conn, count):
+        found = listed
+        while found is None or not found.holds(slot):
+            last = await repository.last_list(conn)
+            next_id = 1 if last is None else last.id + 1
+            first = 0 if last is None else last.first_slot + last.size
+            # Another instance may create the same list at the same time: one insert wins.
+            await repository.insert_list(
+                conn, next_id, first, list_size, secrets.token_bytes(32), now
+            )
+            found = await repository.list_for_slot(conn, slot)
+        refs.append(
+            StatusRef(found.id, permute(found.perm_key, found.size, slot - found.first_slot))
+        )
+    return refs
 
 
 async def attach(conn: Conn, ref: StatusRef, jti: str) -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "insert_subject",
     "insert_subjects",
     "revoke_subject",
+    "share_many",
 ]
 
 COLUMNS = "id, tenant, external_ref, created_at, revoked_at"
@@ -32,6 +33,20 @@ SELECT_BY_ID_LOCKED = {
     "share": SELECT_BY_ID + " FOR SHARE",
     "update": SELECT_BY_ID + " FOR UPDATE",
 }
+# Subjects named by id ($1) or by (tenant, external_ref) ($2, $3), each locked FOR SHARE,
+# in id order, in one round trip (a batch of token decisions).
+SHARE_MANY = f"""
+WITH by_id AS (
+    SELECT {COLUMNS} FROM subjects WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE
+),
+by_ref AS (
+    SELECT s.id, s.tenant, s.external_ref, s.created_at, s.revoked_at
+    FROM unnest($2::text[], $3::text[]) AS r(tenant, external_ref)
+    JOIN subjects s ON s.tenant = r.tenant AND s.external_ref = r.external_ref
+    ORDER BY s.id FOR SHARE OF s
+)
+SELECT * FROM by_id UNION ALL SELECT * FROM by_ref
+"""
 INSERT_SUBJECTS = """
 INSERT INTO subjects (id, tenant, external_ref, created_at)
 SELECT gen_random_uuid(), $1, ref, $3 FROM unnest($2::text[]) AS s(ref)
@@ -47,8 +62,10 @@ UPDATE subjects SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNI
 
 
 def _subject(row: asyncpg.Record | None) -> Subject | None:
-    if row is None:
-        return None
+    return None if row is None else _row(row)
+
+
+def _row(row: asyncpg.Record) -> Subject:
     return Subject(
         id=row["id"],
         tenant=row["tenant"],
@@ -71,6 +88,13 @@ async def get_by_external_ref(conn: Conn, tenant: str, external_ref: str) -> Sub
 
 async def get_subject(conn: Conn, subject_id: uuid.UUID, *, lock: Lock = None) -> Subject | None:
     return _subject(await conn.fetchrow(SELECT_BY_ID_LOCKED[lock], subject_id))
+
+
+async def share_many(
+    conn: Conn, ids: list[uuid.UUID], refs: list[tuple[str, str]]
+) -> list[Subject]:
+    rows = await conn.fetch(SHARE_MANY, ids, [t for t, _ in refs], [r for _, r in refs])
+    return [_row(r) for r in rows]
 
 
 async def revoke_subject(conn: Conn, subject_id: uuid.UUID, now: datetime) -> Subject | None:

@@ -8,6 +8,7 @@ revoke. A client never learns of another tenant's subjects.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -22,13 +23,17 @@ from attest.subjects import repository
 from attest.subjects.models import Lock, Subject
 
 __all__ = [
+    "SubjectRef",
     "SubjectService",
     "create_many",
     "get",
     "ids_by_external_refs",
     "lock",
+    "reference",
     "resolve",
+    "share_many",
     "target_tenant",
+    "visible",
 ]
 
 
@@ -39,6 +44,37 @@ def target_tenant(client: Client, requested: str | None) -> str:
     if not client.is_admin:
         raise Forbidden("A client acts only in its own tenant.")
     return requested
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRef:
+    """A subject as a request names it, checked: by id, or by external_ref in a tenant."""
+
+    id: uuid.UUID | None = None
+    tenant_ref: tuple[str, str] | None = None
+
+
+def reference(
+    client: Client,
+    *,
+    subject_id: str | None = None,
+    external_ref: str | None = None,
+    tenant: str | None = None,
+) -> SubjectRef:
+    """The subject a request names (an id that is no UUID, or another tenant named by a
+    client that is not an admin, is refused here, before any read)."""
+    if subject_id is not None:
+        return SubjectRef(id=parse_uuid(subject_id, "subject"))
+    if external_ref is not None:
+        return SubjectRef(tenant_ref=(target_tenant(client, tenant), external_ref))
+    raise NotFound("No subject named.")
+
+
+def visible(client: Client, found: Subject | None) -> Subject:
+    # Same answer for "does not exist" and "belongs to another tenant".
+    if found is None or not client.can_see(found.tenant):
+        raise NotFound("No subject with this id.")
+    return found
 
 
 async def resolve(
@@ -52,20 +88,28 @@ async def resolve(
 ) -> Subject:
     """Find a subject the client may see, by id or by external_ref in its tenant; with
     ``lock``, the row is locked until the end of the caller's transaction."""
+    ref = reference(client, subject_id=subject_id, external_ref=external_ref, tenant=tenant)
     found: Subject | None
-    if subject_id is not None:
-        found = await repository.get_subject(conn, parse_uuid(subject_id, "subject"), lock=lock)
-    elif external_ref is not None:
-        found = await repository.get_by_external_ref(
-            conn, target_tenant(client, tenant), external_ref
-        )
+    if ref.id is not None:
+        found = await repository.get_subject(conn, ref.id, lock=lock)
+    else:
+        assert ref.tenant_ref is not None  # noqa: S101 - one of the two is set
+        found = await repository.get_by_external_ref(conn, *ref.tenant_ref)
         if found is not None and lock is not None:
             found = await repository.get_subject(conn, found.id, lock=lock)
-    else:
-        raise NotFound("No subject named.")
-    # Same answer for "does not exist" and "belongs to another tenant".
-    if found is None or not client.can_see(found.tenant):
-        raise NotFound("No subject with this id.")
+    return visible(client, found)
+
+
+async def share_many(conn: Conn, refs: list[SubjectRef]) -> dict[SubjectRef, Subject]:
+    """The subjects named, each row locked FOR SHARE until the end of the caller's
+    transaction, in one round trip (those that do not exist are absent)."""
+    ids = sorted({r.id for r in refs if r.id is not None})
+    by_ref = sorted({r.tenant_ref for r in refs if r.tenant_ref is not None})
+    rows = await repository.share_many(conn, ids, by_ref)
+    found: dict[SubjectRef, Subject] = {}
+    for subject in rows:
+        found[SubjectRef(id=subject.id)] = subject
+        found[SubjectRef(tenant_ref=(subject.tenant, subject.external_ref))] = subject
     return found
 
 

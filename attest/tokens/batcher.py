@@ -1,17 +1,19 @@
 """Group commit: token requests that arrive together are recorded in one transaction.
 
-Each request is a *job*: a coroutine function run on the batch's connection inside the
-batch's transaction, under its own savepoint, so that a request that fails (an unknown
-audience, a value PostgreSQL refuses, a deadlock victim) is rolled back alone and the
-others go on; a denial is a result like any other and is recorded with the batch. The
-batch commits once; every request is answered only after that commit returned.
+Each request is a *job*: a payload that ``record`` turns into a result, together with the
+other jobs of its batch, on the batch's connection inside the batch's transaction (one
+call per batch: attest/tokens/issuance.py decides a whole batch in a few statements). A
+result is the job's answer or :class:`Failed`, its own refusal; a denial is a result like
+any other and is recorded with the batch. When ``record`` raises (a value PostgreSQL
+refuses, a deadlock victim, a key that cannot be loaded), the batch is rolled back to its
+savepoint and each job is recorded again alone, under a savepoint of its own, so that the
+one that fails is rolled back alone and the others go on. The batch commits once; every
+request is answered only after that commit returned.
 
 A batch takes the requests waiting when a worker becomes free (those that arrived while the
 previous batches were being recorded), at most ``max_batch``, after waiting ``window`` for
 more when set. ``workers`` batches are recorded at the same time, each on its own pooled
-connection. Jobs run in the order of their ``order`` key (the audience first), so that the
-audience locks a batch takes shared are taken in name order, as publishing a policy takes
-them exclusive: a batch and a publication never wait for each other in a cycle.
+connection. Jobs are handed over in the order of their ``order`` key (the audience first).
 
 What each request learns when the database fails:
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 C = TypeVar("C")
+P = TypeVar("P")
 
 #: Errors that mean the connection (not the statement) failed: the batch cannot go on.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -91,15 +94,15 @@ class NotCommitted(Exception):
 
 
 @dataclass(slots=True)
-class Job(Generic[C, R]):
-    run: Callable[[Conn, C], Awaitable[R]]
+class Job(Generic[P, R]):
+    payload: P
     order: tuple[str, ...]
     future: asyncio.Future[R | Failed] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
-class Batcher(Generic[C, R]):
+class Batcher(Generic[C, P, R]):
     """Records jobs in shared transactions (the module docstring)."""
 
     def __init__(
@@ -107,6 +110,7 @@ class Batcher(Generic[C, R]):
         pool: asyncpg.Pool,
         *,
         prepare: Callable[[Conn], C],
+        record: Callable[[Conn, C, list[P]], Awaitable[list[R | Failed]]],
         landed: Callable[[list[R | Failed]], Awaitable[bool | None]],
         max_batch: int = 64,
         window_ms: int = 0,
@@ -115,12 +119,13 @@ class Batcher(Generic[C, R]):
     ) -> None:
         self._pool = pool
         self._prepare = prepare
+        self._record_jobs = record
         self._landed = landed
         self._max = max_batch
         self._window = window_ms / 1000
         self._workers_count = workers
         self._observe = observe or (lambda _size, _depth: None)
-        self._queue: asyncio.Queue[Job[C, R]] | None = None
+        self._queue: asyncio.Queue[Job[P, R]] | None = None
         self._workers: list[asyncio.Task[None]] = []
 
     @property
@@ -128,13 +133,13 @@ class Batcher(Generic[C, R]):
         """Requests waiting for a batch."""
         return self._queue.qsize() if self._queue is not None else 0
 
-    async def submit(self, run: Callable[[Conn, C], Awaitable[R]], order: tuple[str, ...]) -> R:
-        """Run ``run`` in the next batch; its result once the batch committed. Raises the
-        job's own error, or the batch's (not recorded, outcome unknown)."""
+    async def submit(self, payload: P, order: tuple[str, ...]) -> R:
+        """Record ``payload`` in the next batch; its result once the batch committed. Raises
+        the job's own error, or the batch's (not recorded, outcome unknown)."""
         if self._queue is None:
             self._start()
         assert self._queue is not None  # noqa: S101 - started above
-        job: Job[C, R] = Job(run, order)
+        job: Job[P, R] = Job(payload, order)
         self._queue.put_nowait(job)
         outcome = await job.future
         if isinstance(outcome, Failed):
@@ -175,15 +180,12 @@ class Batcher(Generic[C, R]):
                 if isinstance(exc, asyncio.CancelledError):
                     raise
 
-    async def _record(self, jobs: list[Job[C, R]]) -> None:
+    async def _record(self, jobs: list[Job[P, R]]) -> None:
         jobs.sort(key=lambda j: j.order)
-        results: list[R | Failed] = []
         async with self._pool.acquire() as conn:
             try:
                 await conn.execute("BEGIN; " + SAVEPOINT)
-                context = self._prepare(conn)
-                for job in jobs:
-                    results.append(await self._run_job(conn, job, context))
+                results = await self._run_batch(conn, self._prepare(conn), jobs)
             except BaseException:
                 with contextlib.suppress(Exception):
                     if not conn.is_closed():
@@ -203,12 +205,27 @@ class Batcher(Generic[C, R]):
                 return
         self._finish(jobs, results, committed=True)
 
-    async def _run_job(self, conn: Conn, job: Job[C, R], context: C) -> R | Failed:
+    async def _run_batch(self, conn: Conn, context: C, jobs: list[Job[P, R]]) -> list[R | Failed]:
         try:
-            result = await job.run(conn, context)
+            results = await self._record_jobs(conn, context, [j.payload for j in jobs])
         except (*CONNECTION_ERRORS, *SLOW_ERRORS):
-            # The batch's connection is gone, or the next job would wait as long: nothing
-            # of the batch commits.
+            # The batch's connection is gone, or each job would wait as long: nothing of
+            # the batch commits.
+            raise
+        except Exception as exc:  # noqa: BLE001 - a statement of the batch: each job alone
+            await conn.execute(ROLLBACK_JOB)
+            if len(jobs) == 1:
+                return [Failed(exc)]
+            log.info("issuance batch of %d failed (%s): each alone", len(jobs), type(exc).__name__)
+            return [await self._run_alone(conn, context, job) for job in jobs]
+        if len(results) != len(jobs):
+            raise RuntimeError("a batch's record answered a different number of jobs")
+        return results
+
+    async def _run_alone(self, conn: Conn, context: C, job: Job[P, R]) -> R | Failed:
+        try:
+            (result,) = await self._record_jobs(conn, context, [job.payload])
+        except (*CONNECTION_ERRORS, *SLOW_ERRORS):
             raise
         except Exception as exc:  # noqa: BLE001 - the job's own failure, answered to it alone
             await conn.execute(ROLLBACK_JOB)
@@ -224,7 +241,7 @@ class Batcher(Generic[C, R]):
             return None
 
     def _finish(
-        self, jobs: list[Job[C, R]], results: list[R | Failed], committed: bool | None
+        self, jobs: list[Job[P, R]], results: list[R | Failed], committed: bool | None
     ) -> None:
         for job, result in zip(jobs, results, strict=True):
             if job.future.done():

@@ -12,37 +12,49 @@ __all__ = [
     "get_attestation",
     "holder_keys",
     "holder_keys_seen",
-    "insert_attestation",
     "issued_for_subject",
     "lock_holder_keys",
-    "other_requesters",
-    "record_issued",
+    "lock_requesters",
+    "record_batch",
     "recorded",
+    "requesters",
 ]
 
-INSERT_ATTESTATION = """
-INSERT INTO attestations (jti, subject_id, tenant, audience, sub, policy_name, policy_version,
-    policy_digest, assurance, evidence_ids, kid, token_sha256, cnf_jkt, issued_at, expires_at,
-    requested_by, signature)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-"""
-# An issued token's three records in one statement (one round trip on the hot path): its
-# attestation, its status-list entry (the status domain's table, VALID) and its token.issued
-# audit event (the audit domain's table; the log sequencer makes it a leaf after the
-# commit). All three commit together or not at all, as the three statements they replace.
-RECORD_ISSUED = """
-WITH attestation AS (
+# A batch's issued tokens and its audit events in one statement (one round trip for the
+# batch): $1 the issued tokens, each with its status-list entry; $2 the batch's events in
+# the order of its decisions (token.issued, token.denied, subject.sharing_suspected). Each
+# token's attestation, its status-list entry (the status domain's table, VALID) and its
+# event (the audit domain's table; the log sequencer makes it a leaf after the commit) all
+# commit together or not at all.
+RECORD_BATCH = """
+WITH issued AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+        jti text, subject_id uuid, tenant text, audience text, sub text, policy_name text,
+        policy_version integer, policy_digest text, assurance text, evidence_ids uuid[],
+        kid text, token_sha256 text, cnf_jkt text, issued_at timestamptz,
+        expires_at timestamptz, requested_by uuid, signature text, list_id integer,
+        idx integer)
+),
+attestation AS (
     INSERT INTO attestations (jti, subject_id, tenant, audience, sub, policy_name,
         policy_version, policy_digest, assurance, evidence_ids, kid, token_sha256, cnf_jkt,
         issued_at, expires_at, requested_by, signature)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    SELECT jti, subject_id, tenant, audience, sub, policy_name, policy_version,
+        policy_digest, assurance, evidence_ids, kid, token_sha256, cnf_jkt, issued_at,
+        expires_at, requested_by, signature
+    FROM issued
     RETURNING jti
 ),
 entry AS (
-    INSERT INTO token_statuses (list_id, idx, jti) SELECT $18, $19, jti FROM attestation
+    INSERT INTO token_statuses (list_id, idx, jti)
+    SELECT i.list_id, i.idx, a.jti FROM attestation a JOIN issued i ON i.jti = a.jti
 )
 INSERT INTO audit_events (event_id, type, occurred_at, actor, tenant, subject_id, data)
-SELECT $20, 'token.issued', $21, $16, $3, $2, $22 FROM attestation
+SELECT event_id, type, occurred_at, actor, tenant, subject_id, data
+FROM jsonb_to_recordset($2::jsonb) AS e(
+    n integer, event_id uuid, type text, occurred_at timestamptz, actor uuid, tenant text,
+    subject_id uuid, data jsonb)
+ORDER BY n
 """
 # Which of these tokens are recorded (after a COMMIT whose answer was lost).
 SELECT_RECORDED = "SELECT jti FROM attestations WHERE jti = ANY($1::text[])"
@@ -58,18 +70,44 @@ WHERE a.jti = $1
 """
 
 
+# For each (subject $1[n], audience $2[n]): the distinct holder keys of its tokens since
+# $3[n]. Read after LOCK_HOLDER_KEYS, in a statement of its own.
 SELECT_HOLDER_KEYS = """
-SELECT DISTINCT cnf_jkt FROM attestations
-WHERE subject_id = $1 AND audience = $2 AND issued_at > $3 AND cnf_jkt IS NOT NULL
+SELECT j.n, array_agg(DISTINCT a.cnf_jkt) AS keys
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS j(subject_id,
+    audience, since, n)
+JOIN attestations a ON a.subject_id = j.subject_id AND a.audience = j.audience
+    AND a.issued_at > j.since AND a.cnf_jkt IS NOT NULL
+GROUP BY j.n
 """
 # Serialises bound issuances of one subject for one audience while a holder-key limit is
-# counted (seed 11: apart from the other advisory locks).
-LOCK_HOLDER_KEYS = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 11))"
-# A client joining after its tenant's other clients (the flag fires once per new client).
-SELECT_OTHER_REQUESTERS = """
-SELECT CASE WHEN bool_or(requested_by = $2) THEN 0
-            ELSE count(DISTINCT requested_by) END
-FROM attestations WHERE subject_id = $1 AND issued_at > $3
+# counted (seed 11: apart from the other advisory locks); $1 sorted, distinct.
+LOCK_HOLDER_KEYS = """
+SELECT count(pg_advisory_xact_lock(hashtextextended(k, 11))) FROM unnest($1::text[]) AS l(k)
+"""
+# Serialises the sharing signal of a subject while a client new to it is counted (seed 12);
+# $1 sorted, distinct. Only a client the subject has not seen yet takes it.
+LOCK_REQUESTERS = """
+SELECT count(pg_advisory_xact_lock(hashtextextended(k, 12))) FROM unnest($1::text[]) AS l(k)
+"""
+# The sharing signal, for each (subject $1[n], client $2[n], since $3[n]): whether the
+# client asked for the subject's tokens since then (an index probe), and when it did not,
+# the distinct other clients that did (the flag fires once per client that joins).
+SELECT_REQUESTERS = """
+SELECT j.n, r.seen,
+    CASE WHEN NOT r.seen THEN (
+        SELECT array_agg(DISTINCT a.requested_by) FROM attestations a
+        WHERE a.subject_id = j.subject_id AND a.issued_at > j.since
+    ) END AS others
+FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) WITH ORDINALITY AS j(subject_id,
+    client_id, since, n)
+CROSS JOIN LATERAL (
+    SELECT EXISTS (
+        SELECT 1 FROM attestations a
+        WHERE a.subject_id = j.subject_id AND a.requested_by = j.client_id
+            AND a.issued_at > j.since
+    ) AS seen
+) AS r
 """
 SELECT_HOLDER_KEYS_SEEN = """
 SELECT cnf_jkt, audience, count(*) AS tokens, max(issued_at) AS last_seen FROM attestations
@@ -78,25 +116,44 @@ GROUP BY cnf_jkt, audience ORDER BY max(issued_at) DESC
 """
 
 
-async def lock_holder_keys(conn: Conn, subject_id: uuid.UUID, audience: str) -> None:
-    await conn.execute(LOCK_HOLDER_KEYS, str(subject_id), audience)
+async def lock_holder_keys(conn: Conn, pairs: list[tuple[uuid.UUID, str]]) -> None:
+    """Lock the holder-key counts of these (subject, audience) pairs until the end of the
+    caller's transaction, in one order for every taker."""
+    keys = sorted({f"{subject_id}|{audience}" for subject_id, audience in pairs})
+    await conn.fetchval(LOCK_HOLDER_KEYS, keys)
 
 
-async def holder_keys(
-    conn: Conn, subject_id: uuid.UUID, audience: str, since: datetime
-) -> set[str]:
-    """The distinct holder keys of the subject's tokens for the audience since ``since``."""
-    rows = await conn.fetch(SELECT_HOLDER_KEYS, subject_id, audience, since)
-    return {r["cnf_jkt"] for r in rows}
+async def lock_requesters(conn: Conn, subject_ids: list[uuid.UUID]) -> None:
+    """Lock the sharing signal of these subjects until the end of the caller's transaction,
+    in one order for every taker."""
+    await conn.fetchval(LOCK_REQUESTERS, sorted({str(s) for s in subject_ids}))
 
 
-async def other_requesters(
-    conn: Conn, subject_id: uuid.UUID, client_id: uuid.UUID, since: datetime
-) -> int:
-    """How many other clients asked for the subject's tokens since ``since``, if this
-    client has not (0 when it has, or when none did)."""
-    count: int | None = await conn.fetchval(SELECT_OTHER_REQUESTERS, subject_id, client_id, since)
-    return count or 0
+async def holder_keys(conn: Conn, asks: list[tuple[uuid.UUID, str, datetime]]) -> list[set[str]]:
+    """For each (subject, audience, since): the distinct holder keys of the subject's
+    tokens for the audience since then."""
+    rows = await conn.fetch(
+        SELECT_HOLDER_KEYS, [a[0] for a in asks], [a[1] for a in asks], [a[2] for a in asks]
+    )
+    found: list[set[str]] = [set() for _ in asks]
+    for row in rows:
+        found[row["n"] - 1] = set(row["keys"])
+    return found
+
+
+async def requesters(
+    conn: Conn, asks: list[tuple[uuid.UUID, uuid.UUID, datetime]]
+) -> list[set[uuid.UUID] | None]:
+    """For each (subject, client, since): None when the client asked for the subject's
+    tokens since then, else the distinct clients that did (maybe none)."""
+    rows = await conn.fetch(
+        SELECT_REQUESTERS, [a[0] for a in asks], [a[1] for a in asks], [a[2] for a in asks]
+    )
+    found: list[set[uuid.UUID] | None] = [None] * len(asks)
+    for row in rows:
+        if not row["seen"]:
+            found[row["n"] - 1] = set(row["others"] or ())
+    return found
 
 
 async def holder_keys_seen(conn: Conn, subject_id: uuid.UUID, since: datetime) -> list[HolderKey]:
@@ -104,64 +161,13 @@ async def holder_keys_seen(conn: Conn, subject_id: uuid.UUID, since: datetime) -
     return [HolderKey(r["cnf_jkt"], r["audience"], r["tokens"], r["last_seen"]) for r in rows]
 
 
-async def insert_attestation(conn: Conn, new: NewAttestation) -> None:
-    await conn.execute(
-        INSERT_ATTESTATION,
-        new.jti,
-        new.subject_id,
-        new.tenant,
-        new.audience,
-        new.sub,
-        new.policy_name,
-        new.policy_version,
-        new.policy_digest,
-        new.assurance,
-        new.evidence_ids,
-        new.kid,
-        new.token_sha256,
-        new.cnf_jkt,
-        new.issued_at,
-        new.expires_at,
-        new.requested_by,
-        new.signature,
-    )
-
-
-async def record_issued(
-    conn: Conn,
-    new: NewAttestation,
-    *,
-    list_id: int,
-    idx: int,
-    event_id: uuid.UUID,
-    occurred_at: datetime,
-    event: dict[str, object],
+async def record_batch(
+    conn: Conn, issued: list[dict[str, object]], events: list[dict[str, object]]
 ) -> None:
-    await conn.execute(
-        RECORD_ISSUED,
-        new.jti,
-        new.subject_id,
-        new.tenant,
-        new.audience,
-        new.sub,
-        new.policy_name,
-        new.policy_version,
-        new.policy_digest,
-        new.assurance,
-        new.evidence_ids,
-        new.kid,
-        new.token_sha256,
-        new.cnf_jkt,
-        new.issued_at,
-        new.expires_at,
-        new.requested_by,
-        new.signature,
-        list_id,
-        idx,
-        event_id,
-        occurred_at,
-        event,
-    )
+    """Record a batch: ``issued`` attestation rows (with ``list_id`` and ``idx``), and
+    ``events`` (``n``, ``event_id``, ``type``, ``occurred_at``, ``actor``, ``tenant``,
+    ``subject_id``, ``data``), all JSON values."""
+    await conn.execute(RECORD_BATCH, issued, events)
 
 
 async def recorded(conn: Conn, jtis: list[str], within: float) -> set[str]:
