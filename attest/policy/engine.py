@@ -32,12 +32,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 from attest.evidence.attributes import ASSURANCE_LEVELS, ATTRIBUTES, assurance_rank
 from attest.policy.document import policy_digest, validate_policy_document
 
-__all__ = ["REASON_CODES", "Decision", "Fact", "Reason", "evaluate"]
+__all__ = ["REASON_CODES", "Decision", "Fact", "Reason", "Validated", "evaluate", "validated"]
 
 #: Every reason code evaluate() can return, in the order used within one rule.
 REASON_CODES: Final = (
@@ -218,8 +219,24 @@ class _Evaluator:
         return _Outcome(False, (Reason("attribute_forbidden", message, path),), None)
 
 
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """A policy document this engine validated, with the digest of its canonical form: made
+    by :func:`validated` only, so evaluating it skips both (a caller that evaluates one
+    version many times, as issuance does, canonicalises it once)."""
+
+    document: Mapping[str, Any]
+    digest: str
+
+
+def validated(policy: Mapping[str, Any]) -> Validated:
+    """The policy document validated (PolicyDocumentError if invalid), for :func:`evaluate`."""
+    document, digest = _validated(policy)
+    return Validated(MappingProxyType(document), digest)
+
+
 def evaluate(
-    policy: Mapping[str, Any],
+    policy: Mapping[str, Any] | Validated,
     facts: Sequence[Fact],
     *,
     now: datetime,
@@ -232,7 +249,11 @@ def evaluate(
     can never produce an eligible decision. ``now`` must be timezone-aware.
     """
     _require_aware("now", now)
-    document, digest = _validated(policy)
+    document: Mapping[str, Any]
+    if isinstance(policy, Validated):
+        document, digest = policy.document, policy.digest
+    else:
+        document, digest = _validated(policy)
     evaluator = _Evaluator(facts, now)
     # The document-level limits are the outermost scope; IAL1 when none is given.
     lowest = ASSURANCE_LEVELS[0]

@@ -31,7 +31,7 @@ from attest.policy.document import (
     policy_digest,
     validate_policy_document,
 )
-from attest.policy.engine import evaluate
+from attest.policy.engine import Validated, evaluate, validated
 from attest.policy.facts import facts_from_evidence
 from attest.policy.impact import Tally, age_limits, tally
 from attest.policy.models import Audience, Eligibility, PolicyVersion, VersionSummary
@@ -136,13 +136,23 @@ async def decide_under(
     return eligibility_on(policy, subject, verified, now)
 
 
+#: Validated documents by the digest of their version (immutable, as _DOCUMENTS): each
+#: decision evaluates one, and canonicalising it for its digest every time would repeat
+#: the same work.
+_CHECKED: dict[str, Validated] = {}
+
+
 def eligibility_on(
     policy: PolicyVersion, subject: Subject, verified: list[Evidence], now: datetime
 ) -> Eligibility:
     """The decision of ``policy`` for a subject on its verified evidence (pure)."""
-    decision = evaluate(
-        policy.document, facts_from_evidence(verified), now=now, revoked=subject.revoked
-    )
+    checked = _CHECKED.get(policy.digest)
+    if checked is None:
+        checked = validated(policy.document)
+        if len(_CHECKED) >= _DOCUMENTS_MAX:
+            _CHECKED.clear()
+        _CHECKED[policy.digest] = checked
+    decision = evaluate(checked, facts_from_evidence(verified), now=now, revoked=subject.revoked)
     current = [e.id for e in verified if e.reverify_at is not None and e.reverify_at > now]
     return Eligibility(decision, current)
 

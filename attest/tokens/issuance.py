@@ -41,7 +41,6 @@ from attest.errors import (
     UnprocessableInput,
 )
 from attest.evidence import service as evidence
-from attest.evidence.models import Evidence
 from attest.keys.keyring import Keyring
 from attest.keys.keystore import Signer
 from attest.metrics import Metrics
@@ -113,7 +112,7 @@ class _Reads:
 
     subjects: list[Subject | AttestError]
     contexts: list[DecisionContext | None]
-    verified: dict[uuid.UUID, list[Evidence]]
+    eligibility: list[Eligibility | Exception | None]
     requesters: list[set[uuid.UUID] | None]
     holder_keys: list[set[str]]
 
@@ -235,11 +234,24 @@ class Issuance:
         ]
         ids = sorted({_subject(seen, i).id for i in live})
         verified = await evidence.verified_for_subjects(conn, ids) if ids else {}
-        requesters = await self._requesters(conn, asks, seen, live)
+        eligibility: list[Eligibility | Exception | None] = [None] * len(asks)
+        for i in live:
+            policy = _context(contexts, i).policy
+            if policy is not None:
+                subject = _subject(seen, i)
+                try:
+                    eligibility[i] = policies.eligibility_on(
+                        policy, subject, verified[subject.id], asks[i].now
+                    )
+                except Exception as exc:  # noqa: BLE001 - raised in its turn by _decide
+                    eligibility[i] = exc
+        # The sharing signals concern only the requests that may be issued a token.
+        issuable = [i for i in live if _issuable(asks[i], _context(contexts, i), eligibility[i])]
+        requesters = await self._requesters(conn, asks, seen, issuable)
         holder_keys: list[set[str]] = [set() for _ in asks]
         limited = [
             i
-            for i in live
+            for i in issuable
             if asks[i].cnf_jkt is not None
             and _context(contexts, i).audience.max_holder_keys is not None
         ]
@@ -255,7 +267,7 @@ class Issuance:
             )
             for i, held in zip(limited, keys, strict=True):
                 holder_keys[i] = held
-        return _Reads(seen, contexts, verified, requesters, holder_keys)
+        return _Reads(seen, contexts, eligibility, requesters, holder_keys)
 
     async def _requesters(
         self, conn: Conn, asks: list[Ask], seen: list[Subject | AttestError], live: list[int]
@@ -290,7 +302,7 @@ class Issuance:
         audience, a missing holder key, a subject not seen are the request's own errors;
         a suspended audience, an ineligible subject, a holder key over the limit are
         recorded denials; else the token waits to be signed."""
-        request, now = ask.request, ask.now
+        request = ask.request
         context = reads.contexts[index]
         if context is None:
             raise UnknownAudience(
@@ -321,9 +333,10 @@ class Issuance:
             return
         if context.policy is None:
             raise UnprocessableInput(f"The policy '{audience.policy_name}' does not exist.")
-        eligibility = policies.eligibility_on(
-            context.policy, subject, reads.verified[subject.id], now
-        )
+        eligibility = reads.eligibility[index]
+        if isinstance(eligibility, Exception):
+            raise eligibility
+        assert eligibility is not None  # noqa: S101 - read for every request with a policy
         decision = eligibility.decision
         if not decision.eligible:
             decided.event(
@@ -546,6 +559,16 @@ class Issuance:
             }
             decided.outcomes[pending.index] = IssuedToken(token, jti, expires_at)
         return rows
+
+
+def _issuable(
+    ask: Ask, context: DecisionContext, eligibility: Eligibility | Exception | None
+) -> bool:
+    """Whether the request may be issued a token, but for the sharing signals."""
+    audience = context.audience
+    if audience.suspended or (audience.binding_required and ask.cnf_jkt is None):
+        return False
+    return isinstance(eligibility, Eligibility) and eligibility.decision.eligible
 
 
 def _subject(seen: list[Subject | AttestError], index: int) -> Subject:
