@@ -22,6 +22,7 @@ import secrets
 import time
 import uuid
 import zlib
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -32,12 +33,13 @@ from attest.db import Conn
 from attest.db.changes import KEYS_CHANNEL, STATUS_CHANNEL, ChangeFeed, SingleFlight
 from attest.errors import NotFound
 from attest.status import repository
-from attest.status.models import ListToken, Reevaluation, Status, StatusRef
+from attest.status.models import ListToken, Reevaluation, Status, StatusList, StatusRef
 from attest.status.permutation import permute
 
 __all__ = [
     "LIST_TYPE",
     "ActiveSigner",
+    "SlotReserve",
     "StatusListService",
     "allocate",
     "allocate_many",
@@ -81,22 +83,46 @@ async def allocate_many(
     """``count`` fresh entries for tokens about to be recorded on ``conn``, in one round
     trip: the next slots of the internal counter, each through its list's keyed
     permutation (a full list is followed by a new one of ``list_size`` entries)."""
-    refs = []
-    for slot, listed in await repository.next_slots(conn, count):
-        found = listed
-        while found is None or not found.holds(slot):
-            last = await repository.last_list(conn)
-            next_id = 1 if last is None else last.id + 1
-            first = 0 if last is None else last.first_slot + last.size
-            # Another instance may create the same list at the same time: one insert wins.
-            await repository.insert_list(
-                conn, next_id, first, list_size, secrets.token_bytes(32), now
-            )
-            found = await repository.list_for_slot(conn, slot)
-        refs.append(
-            StatusRef(found.id, permute(found.perm_key, found.size, slot - found.first_slot))
-        )
-    return refs
+    return [
+        await _place(conn, slot, listed, list_size, now)
+        for slot, listed in await repository.next_slots(conn, count)
+    ]
+
+
+async def _place(
+    conn: Conn, slot: int, listed: StatusList | None, list_size: int, now: datetime
+) -> StatusRef:
+    """The entry of ``slot``: its index in the list that holds it (created when none does)."""
+    found = listed
+    while found is None or not found.holds(slot):
+        last = await repository.last_list(conn)
+        next_id = 1 if last is None else last.id + 1
+        first = 0 if last is None else last.first_slot + last.size
+        # Another instance may create the same list at the same time: one insert wins.
+        await repository.insert_list(conn, next_id, first, list_size, secrets.token_bytes(32), now)
+        found = await repository.list_for_slot(conn, slot)
+    return StatusRef(found.id, permute(found.perm_key, found.size, slot - found.first_slot))
+
+
+class SlotReserve:
+    """Slots of the counter taken ahead, ``block`` at a time, for one process's issuance:
+    while the reserve lasts, a batch's entries cost no round trip. A slot is handed out
+    once; those still reserved when the process stops are never used (a gap in the lists,
+    as a rolled-back issuance leaves one: nothing refers to an entry without a token)."""
+
+    def __init__(self, block: int = 64) -> None:
+        self._block = block
+        self._slots: deque[tuple[int, StatusList | None]] = deque()
+
+    async def allocate(
+        self, conn: Conn, count: int, *, list_size: int, now: datetime
+    ) -> list[StatusRef]:
+        """``count`` fresh entries (as :func:`allocate_many`) for tokens recorded on ``conn``."""
+        while len(self._slots) < count:
+            # Another batch of this process may take from the reserve while this one waits.
+            self._slots.extend(await repository.next_slots(conn, max(self._block, count)))
+        taken = [self._slots.popleft() for _ in range(count)]
+        return [await _place(conn, slot, listed, list_size, now) for slot, listed in taken]
 
 
 async def attach(conn: Conn, ref: StatusRef, jti: str) -> None:

@@ -178,6 +178,7 @@ class Issuance:
         self._settings = settings
         self._pairwise_key = pairwise_key
         self._metrics = metrics
+        self._slots = status.SlotReserve()
 
     async def record(self, conn: Conn, batch: BatchSigner, asks: list[Ask]) -> list[Outcome]:
         """Every request's outcome, recorded on ``conn`` (not committed: the batcher does)."""
@@ -475,7 +476,7 @@ class Issuance:
         # so the denials are recorded and each eligible request gets the keystore's error.
         signer = await batch.signer()
         settings = self._settings
-        entries = await status.allocate_many(
+        entries = await self._slots.allocate(
             conn,
             len(decided.pending),
             list_size=settings.status_list_size,
