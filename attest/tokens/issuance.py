@@ -27,11 +27,10 @@ alone; when a statement fails, the batcher runs the requests again one by one.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from attest.clients.models import Client
 from attest.db import Conn
 from attest.errors import (
     AttestError,
@@ -41,8 +40,6 @@ from attest.errors import (
     UnprocessableInput,
 )
 from attest.evidence import service as evidence
-from attest.keys.keyring import Keyring
-from attest.keys.keystore import Signer
 from attest.metrics import Metrics
 from attest.policy import service as policies
 from attest.policy.engine import Decision
@@ -54,56 +51,13 @@ from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 from attest.subjects.service import SubjectRef
 from attest.tokens import repository
+from attest.tokens.batch import Ask, BatchSigner, Decided, Denied, Outcome, Pending, sign_batch
 from attest.tokens.batcher import Failed
-from attest.tokens.claims import (
-    ATTESTATION_TYPE,
-    TOKEN_TYPE,
-    build_claims,
-    new_jti,
-    pairwise_sub,
-    token_sha256,
-)
-from attest.tokens.models import IssuedToken, IssueRequest
 
-__all__ = ["SHARING_WINDOW", "Ask", "BatchSigner", "Denied", "Issuance", "Outcome"]
+__all__ = ["SHARING_WINDOW", "Issuance"]
 
 #: The sliding window of the sharing signals (DESIGN.md: 24 h).
 SHARING_WINDOW = timedelta(hours=24)
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """One token request, as its batch decides it."""
-
-    client: Client
-    request: IssueRequest
-    cnf_jkt: str | None
-    now: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Denied:
-    """A refusal recorded in the transaction; raised once it committed."""
-
-    error: AttestError
-
-
-Outcome = IssuedToken | Denied | Failed
-
-
-class BatchSigner:
-    """The active signer, read once per batch in its transaction (when the batch issues a
-    token: a batch of denials never asks)."""
-
-    def __init__(self, keyring: Keyring, conn: Conn) -> None:
-        self._keyring = keyring
-        self._conn = conn
-        self._signer: Signer | None = None
-
-    async def signer(self) -> Signer:
-        if self._signer is None:
-            self._signer = await self._keyring.active(self._conn)
-        return self._signer
 
 
 @dataclass(slots=True)
@@ -115,46 +69,6 @@ class _Reads:
     eligibility: list[Eligibility | Exception | None]
     requesters: list[set[uuid.UUID] | None]
     holder_keys: list[set[str]]
-
-
-@dataclass(slots=True)
-class _Pending:
-    """An eligible request waiting for its status entry and signature."""
-
-    index: int
-    event: int
-    ask: Ask
-    subject: Subject
-    audience: Audience
-    eligibility: Eligibility
-
-
-@dataclass(slots=True)
-class _Decided:
-    """The batch's decisions in order: outcomes, events, signals, tokens to sign."""
-
-    outcomes: list[Outcome | None]
-    events: list[dict[str, Any]] = field(default_factory=list)
-    signals: list[tuple[str, str]] = field(default_factory=list)
-    pending: list[_Pending] = field(default_factory=list)
-    # What the batch issued so far: clients per subject, holder keys per (subject, audience).
-    clients: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
-    keys: dict[tuple[uuid.UUID, str], set[str]] = field(default_factory=dict)
-
-    def event(self, ask: Ask, subject: Subject, event_type: str, data: dict[str, Any]) -> int:
-        self.events.append(
-            {
-                "n": len(self.events),
-                "event_id": str(uuid.uuid4()),
-                "type": event_type,
-                "occurred_at": ask.now.isoformat(),
-                "actor": str(ask.client.id),
-                "tenant": subject.tenant,
-                "subject_id": str(subject.id),
-                "data": data,
-            }
-        )
-        return len(self.events) - 1
 
 
 def _reason_view(decision: Decision) -> list[dict[str, str]]:
@@ -196,7 +110,7 @@ class Issuance:
             except AttestError as exc:
                 refs.append(exc)
         reads = await self._read(conn, asks, refs)
-        decided = _Decided([None] * len(asks))
+        decided = Decided([None] * len(asks))
         for index, ask in enumerate(asks):
             try:
                 self._decide(decided, index, ask, reads)
@@ -298,7 +212,7 @@ class Issuance:
             await read(new)
         return found
 
-    def _decide(self, decided: _Decided, index: int, ask: Ask, reads: _Reads) -> None:
+    def _decide(self, decided: Decided, index: int, ask: Ask, reads: _Reads) -> None:
         """Decide one request (in the batch's order), as issuance always has: an unknown
         audience, a missing holder key, a subject not seen are the request's own errors;
         a suspended audience, an ineligible subject, a holder key over the limit are
@@ -378,7 +292,7 @@ class Issuance:
                 return
         self._clients_signal(decided, index, ask, subject, audience.audience, reads)
         decided.pending.append(
-            _Pending(
+            Pending(
                 index,
                 decided.event(ask, subject, "token.issued", {}),
                 ask,
@@ -393,7 +307,7 @@ class Issuance:
 
     def _holder_key_limit(
         self,
-        decided: _Decided,
+        decided: Decided,
         index: int,
         ask: Ask,
         subject: Subject,
@@ -429,7 +343,7 @@ class Issuance:
 
     def _clients_signal(
         self,
-        decided: _Decided,
+        decided: Decided,
         index: int,
         ask: Ask,
         subject: Subject,
@@ -450,7 +364,7 @@ class Issuance:
 
     def _sharing_suspected(
         self,
-        decided: _Decided,
+        decided: Decided,
         ask: Ask,
         subject: Subject,
         audience: str,
@@ -467,9 +381,7 @@ class Issuance:
         )
         decided.signals.append((audience, signal))
 
-    async def _sign(
-        self, conn: Conn, batch: BatchSigner, decided: _Decided
-    ) -> list[dict[str, Any]]:
+    async def _sign(self, conn: Conn, batch: BatchSigner, decided: Decided) -> list[dict[str, Any]]:
         """Status entries for the pending tokens (one round trip), then each token and its
         attestation signed; their rows for the batch's statement."""
         # A key that cannot be had fails the statement: the batcher runs each request alone,
@@ -482,84 +394,9 @@ class Issuance:
             list_size=settings.status_list_size,
             now=decided.pending[0].ask.now,
         )
-        rows = []
-        for pending, entry in zip(decided.pending, entries, strict=True):
-            ask, subject, audience = pending.ask, pending.subject, pending.audience
-            decision = pending.eligibility.decision
-            assert decision.assurance is not None  # noqa: S101 - an eligible decision has one
-            jti = new_jti()
-            sub = pairwise_sub(self._pairwise_key, str(subject.id), audience.audience)
-            claims = build_claims(
-                issuer=settings.issuer,
-                sub=sub,
-                audience=audience.audience,
-                now=ask.now,
-                lifetime=audience.token_lifetime,
-                jti=jti,
-                decision=decision,
-                cnf_jkt=ask.cnf_jkt,
-                status_idx=entry.idx,
-                status_uri=status.list_uri(settings.issuer, entry.list_id),
-            )
-            token = signer.sign_jwt(claims, TOKEN_TYPE)
-            digest = token_sha256(token)
-            evidence_ids = [str(e) for e in pending.eligibility.evidence_ids]
-            signed = {
-                "jti": jti,
-                "subject_id": str(subject.id),
-                "audience": audience.audience,
-                "sub": sub,
-                "policy": {
-                    "name": decision.policy,
-                    "version": decision.policy_version,
-                    "digest": decision.policy_digest,
-                },
-                "assurance": decision.assurance,
-                "evidence_ids": evidence_ids,
-                "kid": signer.kid,
-                "token_sha256": digest,
-                "cnf_jkt": ask.cnf_jkt,
-                "iat": claims["iat"],
-                "exp": claims["exp"],
-                "status": claims["status"]["status_list"],
-            }
-            expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-            rows.append(
-                {
-                    "jti": jti,
-                    "subject_id": str(subject.id),
-                    "tenant": subject.tenant,
-                    "audience": audience.audience,
-                    "sub": sub,
-                    "policy_name": decision.policy,
-                    "policy_version": decision.policy_version,
-                    "policy_digest": decision.policy_digest,
-                    "assurance": decision.assurance,
-                    "evidence_ids": evidence_ids,
-                    "kid": signer.kid,
-                    "token_sha256": digest,
-                    "cnf_jkt": ask.cnf_jkt,
-                    "issued_at": datetime.fromtimestamp(claims["iat"], UTC).isoformat(),
-                    "expires_at": expires_at.isoformat(),
-                    "requested_by": str(ask.client.id),
-                    "signature": signer.sign_jwt(signed, ATTESTATION_TYPE),
-                    "list_id": entry.list_id,
-                    "idx": entry.idx,
-                }
-            )
-            decided.events[pending.event]["data"] = {
-                "jti": jti,
-                "audience": audience.audience,
-                "policy": decision.policy,
-                "policy_version": decision.policy_version,
-                "policy_digest": decision.policy_digest,
-                "assurance": decision.assurance,
-                "kid": signer.kid,
-                "token_sha256": digest,
-                "bound": ask.cnf_jkt is not None,
-            }
-            decided.outcomes[pending.index] = IssuedToken(token, jti, expires_at)
-        return rows
+        return sign_batch(
+            decided, signer, entries, issuer=settings.issuer, pairwise_key=self._pairwise_key
+        )
 
 
 def _issuable(

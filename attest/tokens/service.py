@@ -19,11 +19,7 @@ import asyncpg
 from attest.audit import service as audit
 from attest.clients.models import Client
 from attest.db import Conn
-from attest.errors import (
-    InvalidInput,
-    NotFound,
-    ServiceUnavailable,
-)
+from attest.errors import InvalidInput, NotFound, ServiceUnavailable
 from attest.evidence.service import EvidenceService, Profile
 from attest.keys.keyring import Keyring
 from attest.metrics import Metrics
@@ -33,11 +29,10 @@ from attest.settings import Settings
 from attest.status import service as status
 from attest.subjects import service as subjects
 from attest.tokens import repository
+from attest.tokens.batch import Ask, BatchSigner, Denied
 from attest.tokens.batcher import CONNECTION_ERRORS, Batcher, CommitUnknown, Failed, NotCommitted
-from attest.tokens.claims import (
-    holder_thumbprint,
-)
-from attest.tokens.issuance import SHARING_WINDOW, Ask, BatchSigner, Denied, Issuance
+from attest.tokens.claims import holder_thumbprint
+from attest.tokens.issuance import SHARING_WINDOW, Issuance
 from attest.tokens.models import (
     Attestation,
     HolderKey,
