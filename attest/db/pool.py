@@ -14,6 +14,14 @@ problem (attest.http.problems) instead of requests piling up behind it:
 A connection that broke (the server restarted, the network dropped) is discarded by the
 pool when it is released, and the next acquire opens a fresh one: no restart is needed
 once the database is back.
+
+A released connection is not sent asyncpg's reset statement (advisory unlock, CLOSE ALL,
+UNLISTEN, RESET ALL: one more round trip per use, on every token batch): the service's
+pooled connections never hold session state. Every lock taken on them is transaction-scoped
+(``pg_advisory_xact_lock*``, row locks), nothing LISTENs or SETs on them (the listeners,
+the log sequencer and bootstrap use connections of their own), and a transaction left open
+is still rolled back by asyncpg on release. Session state on a pooled connection would
+outlive its user: keep it on a dedicated connection.
 """
 
 from __future__ import annotations
@@ -39,6 +47,13 @@ def _dumps(value: Any) -> str:
 async def init_connection(conn: Conn) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class _PooledConnection(asyncpg.Connection):
+    """A pooled connection, released without the reset statement (the module docstring)."""
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 class BoundedPool(asyncpg.Pool):
@@ -68,7 +83,7 @@ async def create_pool(
     pool = BoundedPool(
         dsn,
         acquire_timeout=acquire_timeout,
-        connection_class=asyncpg.Connection,
+        connection_class=_PooledConnection,
         record_class=asyncpg.Record,
         min_size=1,
         max_size=size,

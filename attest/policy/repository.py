@@ -26,7 +26,6 @@ __all__ = [
     "list_policies",
     "list_versions",
     "lock_audience",
-    "lock_audiences_shared",
     "policy_document",
     "policy_versions",
     "set_suspended",
@@ -96,19 +95,22 @@ INSERT_AUDIENCE_IF_ABSENT = """
 INSERT INTO audiences (audience, policy_name, token_lifetime, binding_required)
 VALUES ($1, $2, $3, $4) ON CONFLICT (audience) DO NOTHING
 """
+#: The audience lock's key and seed (LOCK_AUDIENCE), also for a statement of another domain
+#: that takes them shared with its own work (issuance's subject locks).
+AUDIENCE_LOCK_SEED = 7
+
+
+def audience_lock_key(audience: str) -> str:
+    return "audience|" + audience
+
+
 # One advisory lock per audience name, held to the end of the transaction: token decisions
 # take it shared, a change of what governs the audience (its binding, a new version of its
 # policy) takes it exclusive. Seed 7 keeps these keys apart from the document locks.
 LOCK_AUDIENCE = {
-    "share": "SELECT pg_advisory_xact_lock_shared(hashtextextended('audience|' || $1, 7))",
-    "exclusive": "SELECT pg_advisory_xact_lock(hashtextextended('audience|' || $1, 7))",
+    "share": "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, $2))",
+    "exclusive": "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))",
 }
-# Several audiences' locks shared, in one round trip, taken in name order ($1 sorted and
-# distinct) as every other taker of more than one takes them.
-LOCK_AUDIENCES_SHARED = """
-SELECT count(pg_advisory_xact_lock_shared(hashtextextended('audience|' || a, 7)))
-FROM unnest($1::text[]) AS l(a)
-"""
 
 
 # Every subject in scope ($3: a tenant, or NULL for all) reduced to the signature of its
@@ -212,12 +214,7 @@ async def fact_signatures(
 
 async def lock_audience(conn: Conn, audience: str, mode: str) -> None:
     """``mode`` is "share" (a decision) or "exclusive" (a change of what governs it)."""
-    await conn.execute(LOCK_AUDIENCE[mode], audience)
-
-
-async def lock_audiences_shared(conn: Conn, audiences: list[str]) -> None:
-    """Take the locks of ``audiences`` (sorted, distinct) shared."""
-    await conn.fetchval(LOCK_AUDIENCES_SHARED, audiences)
+    await conn.execute(LOCK_AUDIENCE[mode], audience_lock_key(audience), AUDIENCE_LOCK_SEED)
 
 
 async def decision_contexts(

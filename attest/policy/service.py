@@ -49,8 +49,8 @@ __all__ = [
     "decide",
     "decide_under",
     "decision_contexts",
+    "decision_locks",
     "eligibility_on",
-    "lock_for_decisions",
 ]
 
 
@@ -88,17 +88,19 @@ class DecisionContext:
     policy: PolicyVersion | None
 
 
-async def lock_for_decisions(conn: Conn, audiences: list[str]) -> None:
-    """Take the locks of ``audiences`` shared until the end of the caller's transaction
-    (see the module docstring), in name order, before :func:`decision_contexts` reads."""
-    await repository.lock_audiences_shared(conn, sorted(set(audiences)))
+def decision_locks(audiences: list[str]) -> tuple[list[str], int]:
+    """The audiences' advisory locks (keys in name order, seed), for the caller to take
+    shared until the end of its transaction (see the module docstring) in a statement of
+    its own, before :func:`decision_contexts` reads."""
+    keys = [repository.audience_lock_key(a) for a in sorted(set(audiences))]
+    return keys, repository.AUDIENCE_LOCK_SEED
 
 
 async def decision_contexts(
     conn: Conn, asks: list[tuple[str, datetime]]
 ) -> list[DecisionContext | None]:
     """For each (audience, time): the audience and its policy version governing then, read
-    in one round trip after :func:`lock_for_decisions`; the documents come from the cache
+    in one round trip after the :func:`decision_locks` were taken; the documents come from the cache
     of immutable versions (one more round trip for each version not cached yet). None for
     an audience that is not registered."""
     contexts: list[DecisionContext | None] = []

@@ -34,9 +34,15 @@ SELECT_BY_ID_LOCKED = {
     "update": SELECT_BY_ID + " FOR UPDATE",
 }
 # Subjects named by id ($1) or by (tenant, external_ref) ($2, $3), each locked FOR SHARE,
-# in id order, in one round trip (a batch of token decisions).
+# in id order, in one round trip (a batch of token decisions), together with the advisory
+# locks $4 (keys, hashed with seed $5) taken shared: the row of the locks is returned last,
+# so they are always taken, whether or not a subject is found.
 SHARE_MANY = f"""
-WITH by_id AS (
+WITH locks AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock_shared(hashtextextended(k, $5))) AS n
+    FROM unnest($4::text[]) AS l(k)
+),
+by_id AS (
     SELECT {COLUMNS} FROM subjects WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE
 ),
 by_ref AS (
@@ -45,7 +51,9 @@ by_ref AS (
     JOIN subjects s ON s.tenant = r.tenant AND s.external_ref = r.external_ref
     ORDER BY s.id FOR SHARE OF s
 )
-SELECT * FROM by_id UNION ALL SELECT * FROM by_ref
+SELECT *, NULL::bigint AS locked FROM by_id
+UNION ALL SELECT *, NULL FROM by_ref
+UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, n FROM locks
 """
 INSERT_SUBJECTS = """
 INSERT INTO subjects (id, tenant, external_ref, created_at)
@@ -91,10 +99,14 @@ async def get_subject(conn: Conn, subject_id: uuid.UUID, *, lock: Lock = None) -
 
 
 async def share_many(
-    conn: Conn, ids: list[uuid.UUID], refs: list[tuple[str, str]]
+    conn: Conn,
+    ids: list[uuid.UUID],
+    refs: list[tuple[str, str]],
+    locks: tuple[list[str], int],
 ) -> list[Subject]:
-    rows = await conn.fetch(SHARE_MANY, ids, [t for t, _ in refs], [r for _, r in refs])
-    return [_row(r) for r in rows]
+    keys, seed = locks
+    rows = await conn.fetch(SHARE_MANY, ids, [t for t, _ in refs], [r for _, r in refs], keys, seed)
+    return [_row(r) for r in rows if r["locked"] is None]
 
 
 async def revoke_subject(conn: Conn, subject_id: uuid.UUID, now: datetime) -> Subject | None:

@@ -100,12 +100,15 @@ async def resolve(
     return visible(client, found)
 
 
-async def share_many(conn: Conn, refs: list[SubjectRef]) -> dict[SubjectRef, Subject]:
+async def share_many(
+    conn: Conn, refs: list[SubjectRef], locks: tuple[list[str], int] = ([], 0)
+) -> dict[SubjectRef, Subject]:
     """The subjects named, each row locked FOR SHARE until the end of the caller's
-    transaction, in one round trip (those that do not exist are absent)."""
+    transaction, in one round trip (those that do not exist are absent); ``locks``: the
+    caller's advisory locks (keys, seed) taken shared in the same round trip."""
     ids = sorted({r.id for r in refs if r.id is not None})
     by_ref = sorted({r.tenant_ref for r in refs if r.tenant_ref is not None})
-    rows = await repository.share_many(conn, ids, by_ref)
+    rows = await repository.share_many(conn, ids, by_ref, locks)
     found: dict[SubjectRef, Subject] = {}
     for subject in rows:
         found[SubjectRef(id=subject.id)] = subject

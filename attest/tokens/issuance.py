@@ -126,9 +126,10 @@ class Issuance:
     async def _read(
         self, conn: Conn, asks: list[Ask], refs: list[SubjectRef | AttestError]
     ) -> _Reads:
-        await policies.lock_for_decisions(conn, [a.request.audience for a in asks])
+        # The audiences' locks shared and the subjects FOR SHARE, in one round trip.
         named = [r for r in refs if isinstance(r, SubjectRef)]
-        found = await subjects.share_many(conn, named) if named else {}
+        locks = policies.decision_locks([a.request.audience for a in asks])
+        found = await subjects.share_many(conn, named, locks)
         contexts = await policies.decision_contexts(
             conn, [(a.request.audience, a.now) for a in asks]
         )
