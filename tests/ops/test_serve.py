@@ -350,9 +350,20 @@ def test_a_sigterm_while_starting_stops_everything_and_exits_0(
     started = time.monotonic()
     code, output, left = _stopped_while_starting(env, marker)
     assert code == 0, output
-    assert "refused to gracefully stop" not in output, output
+    _killed_only_while_exiting(output)
     assert time.monotonic() - started < 20, output  # well inside the 30 s grace
     assert left == [], output
+
+
+def _killed_only_while_exiting(output: str) -> None:
+    """Granian kills a worker that is still alive 1 ms after its join returned, and on a
+    loaded machine a worker that finished its shutdown can still be exiting then: such a
+    kill is of a process that stopped by itself. A worker that refused to stop would be
+    killed without having shut its application down (and only after the grace time)."""
+    pids = dict(re.findall(r"Spawning worker-(\d+) with PID: (\d+)", output))
+    done = set(re.findall(r"worker (\d+): application shutdown complete", output))
+    for worker in re.findall(r"Killing worker-(\d+) after it refused to gracefully stop", output):
+        assert pids.get(worker) in done, output
 
 
 def test_a_sigterm_while_the_embedded_database_starts_stops_it(short_tmp: Path) -> None:
