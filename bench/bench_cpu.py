@@ -1,0 +1,94 @@
+"""CPU per request, by process kind, under wrk (issue 11: where an issuance's cost lies).
+
+Run: python bench/bench_cpu.py [--rows healthz,issued,denied] [--duration 10]
+                               [--connections 32] [SETTING=VALUE ...]
+
+Starts ``attest serve`` as bench/bench_load.py does (same seeding, same wrk scripts; the
+SETTING=VALUE pairs are extra ``ATTEST_<SETTING>`` values, such as
+``issue_batch_workers=1``), runs one wrk cell per row and, around each cell, reads the CPU
+time (user + system, /proc/<pid>/stat) of every process on the machine, grouped as the
+attest workers (python), PostgreSQL (every postgres process) and the rest. It prints the
+rate and, per answered request, the CPU microseconds of each group: unlike req/s, which
+moves with whatever else the shared machine runs, CPU per request mostly does not, so two
+builds compare by it. wrk's own CPU is not counted (it has exited when the cell is read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bench_load
+from _server import attest_server
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of every live process, summed by kind."""
+    totals: dict[str, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / TICK
+        kind = "postgres" if name.startswith("postgres") else name
+        kind = "python" if kind.startswith("python") else kind
+        totals[kind] = totals.get(kind, 0.0) + used
+    return totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="healthz,issued,denied")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--subjects", type=int, default=50)
+    parser.add_argument("settings", nargs="*", help="extra NAME=VALUE settings")
+    args = parser.parse_args()
+    settings = {
+        "keystore_passphrase": secrets.token_hex(16),
+        "pairwise_secret": secrets.token_hex(32),
+        "log_level": "INFO",
+        "client_rate_limit": "100000000",  # one client sends every request (bench_load)
+        **dict(pair.split("=", 1) for pair in args.settings),
+    }
+    with attest_server(**settings) as server:
+        key, eligible, ineligible = bench_load._seed(server, args.subjects)
+        cases = bench_load._cases(server, key, eligible, ineligible)
+        work = Path(tempfile.mkdtemp(prefix="attest-cpu-"))
+        print(f"{args.connections} connections, {args.duration:g} s per row; CPU per request:")
+        for word in args.rows.split(","):
+            case = next(c for c in cases if word.strip() in c.name)
+            script = bench_load._script(case, key, work)
+            bench_load._wrk(server.base, case, script, args.connections, 2, 2)  # warm-up
+            before = cpu_seconds()
+            started = time.monotonic()
+            got = bench_load._wrk(server.base, case, script, args.connections, 2, args.duration)
+            after = cpu_seconds()
+            answered = got["requests"]
+            used = {k: after[k] - before.get(k, 0.0) for k in after}
+            parts = ", ".join(
+                f"{kind} {1e6 * seconds / answered:,.0f} us"
+                for kind, seconds in sorted(used.items(), key=lambda kv: -kv[1])
+                if seconds > 0.05
+            )
+            print(
+                f"- {case.name}: {got['rate']:,.0f}/s (p99 {got['p99_us'] / 1000:.1f} ms, "
+                f"{got['unexpected']} unexpected, {time.monotonic() - started:.0f} s): {parts}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
