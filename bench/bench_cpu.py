@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -56,6 +57,9 @@ def main() -> int:
     parser.add_argument("--subjects", type=int, default=50)
     parser.add_argument("settings", nargs="*", help="extra NAME=VALUE settings")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench_cpu: wrk is missing (apt-get install -y wrk)", file=sys.stderr)
+        return 2
     settings = {
         "keystore_passphrase": secrets.token_hex(16),
         "pairwise_secret": secrets.token_hex(32),
