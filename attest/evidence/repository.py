@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -22,7 +25,8 @@ __all__ = [
     "pending_for_review",
     "use_assertion",
     "verified_for_subject",
-    "verified_for_subjects",
+    "verified_of",
+    "verified_part",
 ]
 
 COLUMNS = """id, subject_id, tenant, type, document_type, attributes, assurance, status, reasons,
@@ -90,13 +94,20 @@ SELECT_FOR_SUBJECT = f"SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 ORDE
 SELECT_VERIFIED = f"""
 SELECT {COLUMNS} FROM evidence WHERE subject_id = $1 AND status = 'verified' ORDER BY verified_at
 """
-SELECT_VERIFIED_MANY = f"""
-SELECT {COLUMNS} FROM evidence WHERE subject_id = ANY($1::uuid[]) AND status = 'verified'
-ORDER BY subject_id, verified_at
-"""
+_NAMES = tuple(c.strip() for c in COLUMNS.split(","))
+#: The jsonb columns: sent as text inside a record (asyncpg's JSON codec sees only the
+#: columns of a row, not the fields of a record), parsed by :func:`verified_of`.
+_JSON = frozenset({"attributes", "reasons"})
+# The verified evidence of the subjects IDS, as a part of a batch's read statement
+# (attest/tokens/repository.py): an array of records of COLUMNS, by subject, oldest first.
+VERIFIED_PART = f"""(
+SELECT array_agg(ROW({", ".join(c + "::text" if c in _JSON else c for c in _NAMES)})
+                 ORDER BY subject_id, verified_at)
+FROM evidence WHERE subject_id = ANY({{ids}}::uuid[]) AND status = 'verified'
+)"""
 
 
-def _evidence(row: asyncpg.Record) -> Evidence:
+def _evidence(row: asyncpg.Record | Mapping[str, Any]) -> Evidence:
     return Evidence(
         id=row["id"],
         subject_id=row["subject_id"],
@@ -180,12 +191,22 @@ async def verified_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[Eviden
     return [_evidence(r) for r in await conn.fetch(SELECT_VERIFIED, subject_id)]
 
 
-async def verified_for_subjects(
-    conn: Conn, subject_ids: list[uuid.UUID]
+def verified_part(ids: str) -> str:
+    """:data:`VERIFIED_PART` over the statement's parameter ``ids`` (such as ``"$3"``)."""
+    return VERIFIED_PART.format(ids=ids)
+
+
+def verified_of(
+    records: list[tuple[Any, ...]] | None, subject_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[Evidence]]:
+    """The value of :func:`verified_part`: each subject's verified evidence, oldest first."""
     found: dict[uuid.UUID, list[Evidence]] = {i: [] for i in subject_ids}
-    for row in await conn.fetch(SELECT_VERIFIED_MANY, subject_ids):
-        found[row["subject_id"]].append(_evidence(row))
+    for record in records or ():
+        row = dict(zip(_NAMES, record, strict=True))
+        for name in _JSON:
+            row[name] = json.loads(row[name])
+        evidence = _evidence(row)
+        found[evidence.subject_id].append(evidence)
     return found
 
 

@@ -55,7 +55,7 @@ from attest.subjects import service as subjects
 from attest.subjects.models import Subject
 from attest.verify import InvalidToken
 
-__all__ = ["EvidenceService", "Profile", "verified_for_subject", "verified_for_subjects"]
+__all__ = ["EvidenceService", "Profile", "verified_for_subject"]
 
 Providers = Mapping[tuple[str, str], TrustedProvider]
 
@@ -72,14 +72,6 @@ class Profile:
 async def verified_for_subject(conn: Conn, subject_id: uuid.UUID) -> list[Evidence]:
     """The subject's verified evidence (for a decision, inside the caller's transaction)."""
     return await repository.verified_for_subject(conn, subject_id)
-
-
-async def verified_for_subjects(
-    conn: Conn, subject_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[Evidence]]:
-    """Each subject's verified evidence, oldest first, in one round trip (for a batch of
-    decisions, inside the caller's transaction)."""
-    return await repository.verified_for_subjects(conn, subject_ids)
 
 
 def _new(subject_id: uuid.UUID, body: SubmitEvidence, assessed: Assessed) -> NewEvidence:

@@ -1,8 +1,9 @@
 """The instance's view of the signing key: whichever key the database says is active.
 
 Every issuance asks the database for the active kid (one indexed lookup in the request's
-own connection), so an instance signs with a newly activated key at once, without a
-restart, and never again with a key another instance marked compromised.
+own connection; a group-commit batch reads it with its other reads), so an instance signs
+with a newly activated key at once, without a restart, and never again with a key another
+instance marked compromised.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ class Keyring:
         self.current: Signer | None = None
 
     async def active(self, conn: Conn) -> Signer:
-        kid = await repository.current_signing_kid(conn)
+        return await self.signer_for(conn, await repository.current_signing_kid(conn))
+
+    async def signer_for(self, conn: Conn, kid: str | None) -> Signer:
+        """The signer of ``kid``, the active key's id just read on ``conn`` (None: no key
+        is active); its key's row is read only when it is not the one loaded already."""
         current = self.current
         if current is not None and current.kid == kid:
             return current

@@ -14,6 +14,7 @@ from attest.db.changes import KEYS_CHANNEL
 from attest.keys.models import SigningKey
 
 __all__ = [
+    "ACTIVE_KID_PART",
     "KEYS_LOCK",
     "current_signing_key",
     "current_signing_kid",
@@ -44,6 +45,8 @@ ORDER BY activated_at DESC, kid LIMIT 1
 SELECT_CURRENT_KID = """
 SELECT kid FROM signing_keys WHERE state = 'active' ORDER BY activated_at DESC, kid LIMIT 1
 """
+#: SELECT_CURRENT_KID as a part of another statement (a batch's decision reads).
+ACTIVE_KID_PART = f"({SELECT_CURRENT_KID.strip()})"
 SELECT_PUBLISHED = f"""
 SELECT {KEY_COLUMNS} FROM signing_keys WHERE state IN ('pending', 'active', 'retiring')
 ORDER BY created_at, kid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,8 @@ from attest.policy.models import Audience, PolicyVersion, VersionSummary
 
 __all__ = [
     "audiences_of_policy",
-    "decision_contexts",
+    "decision_contexts_of",
+    "decision_contexts_part",
     "fact_signatures",
     "get_audience",
     "get_policy",
@@ -37,6 +39,7 @@ AUDIENCE_COLUMNS = (
     "audience, policy_name, token_lifetime, binding_required, updated_at, suspended_at, "
     "max_holder_keys"
 )
+_AUDIENCE_NAMES = tuple(c.strip() for c in AUDIENCE_COLUMNS.split(","))
 SELECT_LATEST = f"""
 SELECT {POLICY_COLUMNS} FROM policies WHERE name = $1 ORDER BY version DESC LIMIT 1
 """
@@ -57,22 +60,24 @@ ON CONFLICT (name, version) DO NOTHING
 RETURNING {POLICY_COLUMNS}
 """
 SELECT_AUDIENCE = f"SELECT {AUDIENCE_COLUMNS} FROM audiences WHERE audience = $1"
-# The configuration of a batch's decisions in one round trip (after the audience locks, in
-# its own statement so that this one's snapshot sees every change that committed before the
-# locks were granted): for each (audience $1[n], time $2[n]), the audience and the version
-# of its policy that governs then (its number and digest; the document itself is immutable,
-# read by digest only when not cached). Audiences that do not exist yield no row.
-SELECT_DECISION_CONTEXTS = f"""
-SELECT j.n, {", ".join("a." + c.strip() for c in AUDIENCE_COLUMNS.split(","))},
-       p.version AS policy_version, p.digest AS policy_digest, p.created_at AS policy_created_at
-FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS j(audience, at, n)
+# The configuration of a batch's decisions, as a part of the batch's read statement
+# (attest/tokens/repository.py: sent after the audience locks, so that its snapshot sees
+# every change that committed before the locks were granted): for each (audience AUD[n],
+# time AT[n]), the audience and the version of its policy that governs then (its number and
+# digest; the document itself is immutable, read by digest only when not cached), as an
+# array of records (n, the audience's columns, version, digest, created_at). Audiences
+# that do not exist yield no record.
+DECISION_CONTEXTS_PART = f"""(
+SELECT array_agg(ROW(j.n, {", ".join("a." + c for c in _AUDIENCE_NAMES)},
+                     p.version, p.digest, p.created_at))
+FROM unnest({{aud}}::text[], {{at}}::timestamptz[]) WITH ORDINALITY AS j(audience, at, n)
 JOIN audiences a ON a.audience = j.audience
 LEFT JOIN LATERAL (
     SELECT version, digest, created_at FROM policies
     WHERE name = a.policy_name AND (effective_at IS NULL OR effective_at <= j.at)
     ORDER BY version DESC LIMIT 1
 ) AS p ON true
-"""
+)"""
 SELECT_DOCUMENT = "SELECT document FROM policies WHERE name = $1 AND version = $2 AND digest = $3"
 SELECT_AUDIENCES = f"SELECT {AUDIENCE_COLUMNS} FROM audiences ORDER BY audience"
 SELECT_AUDIENCES_OF_POLICY = (
@@ -153,7 +158,7 @@ def _policy(row: asyncpg.Record | None) -> PolicyVersion | None:
     )
 
 
-def _audience(row: asyncpg.Record) -> Audience:
+def _audience(row: asyncpg.Record | Mapping[str, Any]) -> Audience:
     return Audience(
         audience=row["audience"],
         policy_name=row["policy_name"],
@@ -217,20 +222,24 @@ async def lock_audience(conn: Conn, audience: str, mode: str) -> None:
     await conn.execute(LOCK_AUDIENCE[mode], audience_lock_key(audience), AUDIENCE_LOCK_SEED)
 
 
-async def decision_contexts(
-    conn: Conn, asks: list[tuple[str, datetime]]
+def decision_contexts_part(aud: str, at: str) -> str:
+    """:data:`DECISION_CONTEXTS_PART` over the statement's parameters ``aud`` and ``at``
+    (such as ``"$1"``), for a statement that reads it with others in one round trip."""
+    return DECISION_CONTEXTS_PART.format(aud=aud, at=at)
+
+
+def decision_contexts_of(
+    records: list[tuple[Any, ...]] | None, count: int
 ) -> list[tuple[Audience, VersionSummary | None] | None]:
-    """For each (audience, time): the audience and the (number, digest) of the policy
-    version governing it then; None for an audience that does not exist."""
-    rows = await conn.fetch(SELECT_DECISION_CONTEXTS, [a for a, _ in asks], [t for _, t in asks])
-    found: list[tuple[Audience, VersionSummary | None] | None] = [None] * len(asks)
-    for row in rows:
-        version = None
-        if row["policy_version"] is not None:
-            version = VersionSummary(
-                row["policy_version"], row["policy_digest"], row["policy_created_at"]
-            )
-        found[row["n"] - 1] = (_audience(row), version)
+    """The value of :func:`decision_contexts_part` for ``count`` (audience, time) pairs:
+    for each, the audience and the (number, digest) of the policy version governing it
+    then; None for an audience that does not exist."""
+    found: list[tuple[Audience, VersionSummary | None] | None] = [None] * count
+    for n, *bound, version, digest, created_at in records or ():
+        found[n - 1] = (
+            _audience(dict(zip(_AUDIENCE_NAMES, bound, strict=True))),
+            VersionSummary(version, digest, created_at) if version is not None else None,
+        )
     return found
 
 

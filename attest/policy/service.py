@@ -97,18 +97,19 @@ def decision_locks(audiences: list[str]) -> tuple[list[str], int]:
 
 
 async def decision_contexts(
-    conn: Conn, asks: list[tuple[str, datetime]]
+    conn: Conn, found: list[tuple[Audience, VersionSummary | None] | None]
 ) -> list[DecisionContext | None]:
-    """For each (audience, time): the audience and its policy version governing then, read
-    in one round trip after the :func:`decision_locks` were taken; the documents come from the cache
-    of immutable versions (one more round trip for each version not cached yet). None for
-    an audience that is not registered."""
+    """The decision contexts of audiences read with their policy versions (number and
+    digest) after the :func:`decision_locks` were taken (a batch reads them with
+    ``repository.decision_contexts_part`` in its read statement); the documents come from
+    the cache of immutable versions (one more round trip for each version not cached yet).
+    None stays None: an audience that is not registered."""
     contexts: list[DecisionContext | None] = []
-    for found in await repository.decision_contexts(conn, asks):
-        if found is None:
+    for bound_version in found:
+        if bound_version is None:
             contexts.append(None)
             continue
-        bound, version = found
+        bound, version = bound_version
         if version is None:
             contexts.append(DecisionContext(bound, None))
             continue

@@ -53,17 +53,28 @@ Outcome = IssuedToken | Denied | Failed
 
 
 class BatchSigner:
-    """The active signer, read once per batch in its transaction (when the batch issues a
-    token: a batch of denials never asks)."""
+    """The active signer, for a batch's transaction: the active key's id is read with the
+    batch's decision reads (:meth:`read`); its signer is loaded only when the batch issues
+    a token (a batch of denials never asks)."""
 
     def __init__(self, keyring: Keyring, conn: Conn) -> None:
         self._keyring = keyring
         self._conn = conn
+        self._kid: str | None = None
+        self._read = False
         self._signer: Signer | None = None
+
+    def read(self, kid: str | None) -> None:
+        """The active key's id, as the batch's transaction read it."""
+        self._kid, self._read = kid, True
+        self._signer = None
 
     async def signer(self) -> Signer:
         if self._signer is None:
-            self._signer = await self._keyring.active(self._conn)
+            if self._read:
+                self._signer = await self._keyring.signer_for(self._conn, self._kid)
+            else:
+                self._signer = await self._keyring.active(self._conn)
         return self._signer
 
 

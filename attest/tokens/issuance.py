@@ -8,10 +8,11 @@ read instead of one per request, and recorded with one statement:
    a policy or rebinding an audience takes that lock exclusive;
 2. the subjects' rows are read FOR SHARE: revoking a subject and every change of its
    evidence lock that row FOR UPDATE (subjects.service, evidence.service);
-3. in statements sent after those locks were granted, so that their snapshots see every
+3. in one statement sent after those locks were granted, so that its snapshot sees every
    change that committed before: the audiences and the policy versions governing them, the
-   subjects' verified evidence, the sharing signal's requesters and, for an audience that
-   limits holder keys, the holder keys seen (after locking those counts);
+   subjects' verified evidence, the sharing signal's requesters and the active key's id;
+   then, for an audience that limits holder keys, the holder keys seen (after locking
+   those counts), and a client new to a subject is counted again under its lock;
 4. each request is decided in the batch's order; the issued ones get status-list entries
    and are signed; every attestation, entry and audit event is inserted in one statement.
 
@@ -39,7 +40,6 @@ from attest.errors import (
     UnknownAudience,
     UnprocessableInput,
 )
-from attest.evidence import service as evidence
 from attest.metrics import Metrics
 from attest.policy import service as policies
 from attest.policy.engine import Decision
@@ -109,7 +109,7 @@ class Issuance:
                 )
             except AttestError as exc:
                 refs.append(exc)
-        reads = await self._read(conn, asks, refs)
+        reads = await self._read(conn, batch, asks, refs)
         decided = Decided([None] * len(asks))
         for index, ask in enumerate(asks):
             try:
@@ -124,15 +124,12 @@ class Issuance:
         return [o for o in decided.outcomes if o is not None]
 
     async def _read(
-        self, conn: Conn, asks: list[Ask], refs: list[SubjectRef | AttestError]
+        self, conn: Conn, batch: BatchSigner, asks: list[Ask], refs: list[SubjectRef | AttestError]
     ) -> _Reads:
         # The audiences' locks shared and the subjects FOR SHARE, in one round trip.
         named = [r for r in refs if isinstance(r, SubjectRef)]
         locks = policies.decision_locks([a.request.audience for a in asks])
         found = await subjects.share_many(conn, named, locks)
-        contexts = await policies.decision_contexts(
-            conn, [(a.request.audience, a.now) for a in asks]
-        )
         seen: list[Subject | AttestError] = []
         for ask, ref in zip(asks, refs, strict=True):
             if isinstance(ref, AttestError):
@@ -142,14 +139,22 @@ class Issuance:
                 seen.append(subjects.visible(ask.client, found.get(ref)))
             except AttestError as exc:
                 seen.append(exc)
-        # Only the requests that can reach a decision need the rest.
-        live = [
-            i
-            for i, (s, c) in enumerate(zip(seen, contexts, strict=True))
-            if isinstance(s, Subject) and c is not None
-        ]
-        ids = sorted({_subject(seen, i).id for i in live})
-        verified = await evidence.verified_for_subjects(conn, ids) if ids else {}
+        # Then everything else the decisions need, in one statement after those locks.
+        visible = [i for i, s in enumerate(seen) if isinstance(s, Subject)]
+        ids = sorted({_subject(seen, i).id for i in visible})
+        read = await repository.decision_reads(
+            conn,
+            [(a.request.audience, a.now) for a in asks],
+            ids,
+            [
+                (_subject(seen, i).id, asks[i].client.id, asks[i].now - SHARING_WINDOW)
+                for i in visible
+            ],
+        )
+        batch.read(read.kid)
+        contexts = await policies.decision_contexts(conn, read.contexts)
+        verified = read.verified
+        live = [i for i in visible if contexts[i] is not None]
         eligibility: list[Eligibility | Exception | None] = [None] * len(asks)
         for i in live:
             policy = _context(contexts, i).policy
@@ -163,7 +168,10 @@ class Issuance:
                     eligibility[i] = exc
         # The sharing signals concern only the requests that may be issued a token.
         issuable = [i for i in live if _issuable(asks[i], _context(contexts, i), eligibility[i])]
-        requesters = await self._requesters(conn, asks, seen, issuable)
+        requesters: list[set[uuid.UUID] | None] = [None] * len(asks)
+        for i, prior in zip(visible, read.requesters, strict=True):
+            requesters[i] = prior
+        await self._recount_new_clients(conn, asks, seen, issuable, requesters)
         holder_keys: list[set[str]] = [set() for _ in asks]
         limited = [
             i
@@ -185,33 +193,29 @@ class Issuance:
                 holder_keys[i] = held
         return _Reads(seen, contexts, eligibility, requesters, holder_keys)
 
-    async def _requesters(
-        self, conn: Conn, asks: list[Ask], seen: list[Subject | AttestError], live: list[int]
-    ) -> list[set[uuid.UUID] | None]:
-        """The sharing signal's reads: for each request, None when its client asked for the
-        subject's tokens before, else the clients that did. A client new to a subject is
-        counted again under the subject's lock, after the batches in flight that may have
-        joined it committed, so that concurrent batches flag each client once."""
-        found: list[set[uuid.UUID] | None] = [None] * len(asks)
-
-        async def read(indexes: list[int]) -> None:
-            asked = await repository.requesters(
-                conn,
-                [
-                    (_subject(seen, i).id, asks[i].client.id, asks[i].now - SHARING_WINDOW)
-                    for i in indexes
-                ],
-            )
-            for i, prior in zip(indexes, asked, strict=True):
-                found[i] = prior
-
-        if live:
-            await read(live)
-        new = [i for i in live if found[i] is not None]
-        if new:
-            await repository.lock_requesters(conn, [_subject(seen, i).id for i in new])
-            await read(new)
-        return found
+    async def _recount_new_clients(
+        self,
+        conn: Conn,
+        asks: list[Ask],
+        seen: list[Subject | AttestError],
+        issuable: list[int],
+        requesters: list[set[uuid.UUID] | None],
+    ) -> None:
+        """The sharing signal's reads, ``requesters``: for each request, None when its
+        client asked for the subject's tokens before, else the clients that did. A client
+        new to a subject that may be issued a token is counted again under the subject's
+        lock, after the batches in flight that may have joined it committed, so that
+        concurrent batches flag each client once."""
+        new = [i for i in issuable if requesters[i] is not None]
+        if not new:
+            return
+        await repository.lock_requesters(conn, [_subject(seen, i).id for i in new])
+        asked = await repository.requesters(
+            conn,
+            [(_subject(seen, i).id, asks[i].client.id, asks[i].now - SHARING_WINDOW) for i in new],
+        )
+        for i, prior in zip(new, asked, strict=True):
+            requesters[i] = prior
 
     def _decide(self, decided: Decided, index: int, ask: Ask, reads: _Reads) -> None:
         """Decide one request (in the batch's order), as issuance always has: an unknown

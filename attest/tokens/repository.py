@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
 from attest.db import Conn
+from attest.evidence import repository as evidence
+from attest.evidence.models import Evidence
+from attest.keys import repository as keys
+from attest.policy import repository as policies
+from attest.policy.models import Audience, VersionSummary
 from attest.tokens.models import Attestation, HolderKey, IssuedEntry, NewAttestation
 
 __all__ = [
+    "DecisionReads",
+    "decision_reads",
     "get_attestation",
     "holder_keys",
     "holder_keys_seen",
@@ -19,6 +27,16 @@ __all__ = [
     "recorded",
     "requesters",
 ]
+
+
+class DecisionReads(NamedTuple):
+    """What :func:`decision_reads` read, in one snapshot."""
+
+    contexts: list[tuple[Audience, VersionSummary | None] | None]
+    verified: dict[uuid.UUID, list[Evidence]]
+    requesters: list[set[uuid.UUID] | None]
+    kid: str | None
+
 
 # A batch's issued tokens and its audit events in one statement (one round trip for the
 # batch): $1 the issued tokens, each with its status-list entry; $2 the batch's events in
@@ -90,16 +108,17 @@ SELECT count(pg_advisory_xact_lock(hashtextextended(k, 11))) FROM unnest($1::tex
 LOCK_REQUESTERS = """
 SELECT count(pg_advisory_xact_lock(hashtextextended(k, 12))) FROM unnest($1::text[]) AS l(k)
 """
-# The sharing signal, for each (subject $1[n], client $2[n], since $3[n]): whether the
-# client asked for the subject's tokens since then (an index probe), and when it did not,
-# the distinct other clients that did (the flag fires once per client that joins).
-SELECT_REQUESTERS = """
-SELECT j.n, r.seen,
+# The sharing signal, for each (subject S[n], client C[n], since T[n]): whether the client
+# asked for the subject's tokens since then (an index probe), and when it did not, the
+# distinct other clients that did (the flag fires once per client that joins), as an array
+# of records (n, seen, others).
+REQUESTERS_PART = """(
+SELECT array_agg(ROW(j.n, r.seen,
     CASE WHEN NOT r.seen THEN (
         SELECT array_agg(DISTINCT a.requested_by) FROM attestations a
         WHERE a.subject_id = j.subject_id AND a.issued_at > j.since
-    ) END AS others
-FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) WITH ORDINALITY AS j(subject_id,
+    ) END))
+FROM unnest({s}::uuid[], {c}::uuid[], {t}::timestamptz[]) WITH ORDINALITY AS j(subject_id,
     client_id, since, n)
 CROSS JOIN LATERAL (
     SELECT EXISTS (
@@ -108,6 +127,17 @@ CROSS JOIN LATERAL (
             AND a.issued_at > j.since
     ) AS seen
 ) AS r
+)"""
+SELECT_REQUESTERS = f"SELECT {REQUESTERS_PART.format(s='$1', c='$2', t='$3')}"
+# What a batch's decisions read after its locks were granted (attest/tokens/issuance.py),
+# in one statement, so one snapshot taken after the locks: the audiences and the policy
+# versions governing them ($1, $2), the subjects' verified evidence ($3), the sharing
+# signal's requesters ($4, $5, $6) and the active signing key's id.
+SELECT_DECISION_READS = f"""
+SELECT {policies.decision_contexts_part("$1", "$2")} AS contexts,
+    {evidence.verified_part("$3")} AS verified,
+    {REQUESTERS_PART.format(s="$4", c="$5", t="$6")} AS requesters,
+    {keys.ACTIVE_KID_PART} AS kid
 """
 SELECT_HOLDER_KEYS_SEEN = """
 SELECT cnf_jkt, audience, count(*) AS tokens, max(issued_at) AS last_seen FROM attestations
@@ -141,19 +171,53 @@ async def holder_keys(conn: Conn, asks: list[tuple[uuid.UUID, str, datetime]]) -
     return found
 
 
+def _requesters_of(
+    records: list[tuple[int, bool, list[uuid.UUID] | None]] | None, count: int
+) -> list[set[uuid.UUID] | None]:
+    found: list[set[uuid.UUID] | None] = [None] * count
+    for n, seen, others in records or ():
+        if not seen:
+            found[n - 1] = set(others or ())
+    return found
+
+
 async def requesters(
     conn: Conn, asks: list[tuple[uuid.UUID, uuid.UUID, datetime]]
 ) -> list[set[uuid.UUID] | None]:
     """For each (subject, client, since): None when the client asked for the subject's
     tokens since then, else the distinct clients that did (maybe none)."""
-    rows = await conn.fetch(
+    records = await conn.fetchval(
         SELECT_REQUESTERS, [a[0] for a in asks], [a[1] for a in asks], [a[2] for a in asks]
     )
-    found: list[set[uuid.UUID] | None] = [None] * len(asks)
-    for row in rows:
-        if not row["seen"]:
-            found[row["n"] - 1] = set(row["others"] or ())
-    return found
+    return _requesters_of(records, len(asks))
+
+
+async def decision_reads(
+    conn: Conn,
+    contexts: list[tuple[str, datetime]],
+    subject_ids: list[uuid.UUID],
+    requesters: list[tuple[uuid.UUID, uuid.UUID, datetime]],
+) -> DecisionReads:
+    """:data:`SELECT_DECISION_READS`: for each (audience, time) of ``contexts`` its
+    audience and governing version (or None), each subject's verified evidence, for each
+    (subject, client, since) of ``requesters`` what :func:`requesters` answers, and the
+    active signing key's id (None if no key is active)."""
+    row = await conn.fetchrow(
+        SELECT_DECISION_READS,
+        [a for a, _ in contexts],
+        [t for _, t in contexts],
+        subject_ids,
+        [r[0] for r in requesters],
+        [r[1] for r in requesters],
+        [r[2] for r in requesters],
+    )
+    assert row is not None  # noqa: S101 - one row of scalar subqueries
+    return DecisionReads(
+        policies.decision_contexts_of(row["contexts"], len(contexts)),
+        evidence.verified_of(row["verified"], subject_ids),
+        _requesters_of(row["requesters"], len(requesters)),
+        row["kid"],
+    )
 
 
 async def holder_keys_seen(conn: Conn, subject_id: uuid.UUID, since: datetime) -> list[HolderKey]:
