@@ -170,10 +170,12 @@ def configure_logging(level: str, fmt: str, *, secrets: Iterable[str | None] = (
             _TextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     handler.addFilter(RedactSecrets(secrets))
-    # No record needs the thread or process names: skip looking them up on every line.
+    # No record needs the thread or process names, nor the caller's file and line (no format
+    # shows them): skip looking them up on every line (the logging HOWTO's "Optimization").
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None
     logging.captureWarnings(True)  # warnings become log lines (JSON too), scrubbed alike
     root = logging.getLogger()
     for old in list(root.handlers):

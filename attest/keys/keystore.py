@@ -6,6 +6,7 @@ wrong passphrase or a damaged file is a start-up error, never a reason to make a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -69,12 +70,18 @@ def compact_jws(
     For keystores whose private key never leaves a device: ``sign`` gets the signing input
     and returns the JOSE signature (ES256: r || s, 64 bytes; EdDSA: 64 bytes).
     """
-    # RFC 8725 section 3.11: an explicit typ; the kid names the key, the alg is ours.
-    header = {"alg": alg, "kid": kid, "typ": typ}
-    head = b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
+    head = _header(alg, kid, typ)
     body = b64url(json.dumps(claims, separators=(",", ":")).encode())
     signing_input = f"{head}.{body}".encode("ascii")
     return f"{head}.{body}.{b64url(sign(signing_input))}"
+
+
+@functools.lru_cache(maxsize=64)
+def _header(alg: Algorithm, kid: str, typ: str) -> str:
+    """The encoded protected header; the same few per process (one per key and type)."""
+    # RFC 8725 section 3.11: an explicit typ; the kid names the key, the alg is ours.
+    header = {"alg": alg, "kid": kid, "typ": typ}
+    return b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
 def _der_to_jose(der: bytes) -> bytes:
