@@ -11,11 +11,18 @@ attest workers (python), PostgreSQL (every postgres process) and the rest. It pr
 rate and, per answered request, the CPU microseconds of each group: unlike req/s, which
 moves with whatever else the shared machine runs, CPU per request mostly does not, so two
 builds compare by it. wrk's own CPU is not counted (it has exited when the cell is read).
+
+It also prints, per answered request, what the database was made to do, which does not
+move with the machine's load at all: the WAL bytes written (the server's WAL position before
+and after the cell), and the transactions committed and rows inserted and updated in the
+server's database (pg_stat_database, whose counters a backend reports within a second: the
+cell waits for them).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import shutil
@@ -24,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 import bench_load
 from _server import attest_server
 
@@ -47,6 +55,28 @@ def cpu_seconds() -> dict[str, float]:
         kind = "python" if kind.startswith("python") else kind
         totals[kind] = totals.get(kind, 0.0) + used
     return totals
+
+
+DATABASE_WORK = """
+SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS wal, xact_commit AS commits,
+    tup_inserted AS inserted, tup_updated AS updated
+FROM pg_stat_database WHERE datname = current_database()
+"""
+
+
+def database_work(url: str) -> dict[str, float]:
+    """The database's WAL position and its commit and row counters so far."""
+
+    async def read() -> dict[str, float]:
+        conn = await asyncpg.connect(url)
+        try:
+            row = await conn.fetchrow(DATABASE_WORK)
+        finally:
+            await conn.close()
+        assert row is not None
+        return {k: float(v) for k, v in row.items()}
+
+    return asyncio.run(read())
 
 
 def main() -> int:
@@ -76,11 +106,16 @@ def main() -> int:
             case = next(c for c in cases if word.strip() in c.name)
             script = bench_load._script(case, key, work)
             bench_load._wrk(server.base, case, script, args.connections, 2, 2)  # warm-up
+            time.sleep(1.5)  # the warm-up's statistics reported
+            work_before = database_work(server.database_url)
             before = cpu_seconds()
             started = time.monotonic()
             got = bench_load._wrk(server.base, case, script, args.connections, 2, args.duration)
             after = cpu_seconds()
+            time.sleep(1.5)  # the cell's statistics reported
+            work_after = database_work(server.database_url)
             answered = got["requests"]
+            done = {k: (work_after[k] - work_before[k]) / answered for k in work_after}
             used = {k: after[k] - before.get(k, 0.0) for k in after}
             parts = ", ".join(
                 f"{kind} {1e6 * seconds / answered:,.0f} us"
@@ -89,7 +124,9 @@ def main() -> int:
             )
             print(
                 f"- {case.name}: {got['rate']:,.0f}/s (p99 {got['p99_us'] / 1000:.1f} ms, "
-                f"{got['unexpected']} unexpected, {time.monotonic() - started:.0f} s): {parts}"
+                f"{got['unexpected']} unexpected, {time.monotonic() - started:.0f} s): {parts}; "
+                f"database: {done['wal']:,.0f} WAL bytes, {done['commits']:.2f} commits, "
+                f"{done['inserted']:.2f} rows inserted, {done['updated']:.2f} updated"
             )
     return 0
 
