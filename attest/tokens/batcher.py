@@ -67,6 +67,10 @@ SLOW_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 SAVEPOINT = "SAVEPOINT attest_job"
+#: A batch's transaction plans its statements generically: they are the same few statements
+#: over arrays, whose custom plans PostgreSQL otherwise keeps choosing and so plans each
+#: statement again on every batch (the read statement's planning cost more than running it).
+BEGIN = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; " + SAVEPOINT
 NEXT_SAVEPOINT = "RELEASE SAVEPOINT attest_job; SAVEPOINT attest_job"
 ROLLBACK_JOB = "ROLLBACK TO SAVEPOINT attest_job"
 COMMIT = "RELEASE SAVEPOINT attest_job; COMMIT"
@@ -184,7 +188,7 @@ class Batcher(Generic[C, P, R]):
         jobs.sort(key=lambda j: j.order)
         async with self._pool.acquire() as conn:
             try:
-                await conn.execute("BEGIN; " + SAVEPOINT)
+                await conn.execute(BEGIN)
                 results = await self._run_batch(conn, self._prepare(conn), jobs)
             except BaseException:
                 with contextlib.suppress(Exception):

@@ -207,3 +207,38 @@ async def test_a_failing_statement_takes_only_its_own_job_down(database_url: str
         await batcher.close()
         await pool.execute(f"DROP TABLE IF EXISTS {table}")
         await pool.close()
+
+
+async def test_a_batch_plans_its_statements_once(database_url: str) -> None:
+    """The batch's statements over arrays are planned generically inside its transaction:
+    PostgreSQL would otherwise plan them again on every batch (custom plans)."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    assert pool is not None
+    probe = "SELECT count(*) FROM unnest($1::int[]) AS n WHERE n > 0 /* batch-plan-probe */"
+    plans: list[tuple[int, int]] = []
+
+    async def record(conn: asyncpg.Connection, _context: None, jobs: list[int]) -> list[Any]:
+        await conn.fetchval(probe, jobs)
+        row = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE '%batch-plan-probe%' AND statement NOT LIKE '%pg_prepared%'"
+        )
+        plans.append((row["generic_plans"], row["custom_plans"]))
+        return list(jobs)
+
+    async def landed(_results: list[Any]) -> bool | None:
+        return None
+
+    batcher: Batcher[None, int, int] = Batcher(
+        pool, prepare=lambda _conn: None, record=record, landed=landed, workers=1
+    )
+    try:
+        for n in range(8):
+            assert await batcher.submit(n, (n,)) == n
+        assert plans[-1] == (8, 0)  # never a custom plan, every batch the generic one
+        # Outside a batch, the session's own setting is back: the first execution is custom.
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+    finally:
+        await batcher.close()
+        await pool.close()
