@@ -126,6 +126,7 @@ CROSS JOIN LATERAL (
         WHERE a.subject_id = j.subject_id AND a.requested_by = j.client_id
             AND a.issued_at > j.since
     ) AS seen
+    OFFSET 0  -- not pulled up: the probe runs once per row, not once per use of seen
 ) AS r
 )"""
 SELECT_REQUESTERS = f"SELECT {REQUESTERS_PART.format(s='$1', c='$2', t='$3')}"
