@@ -53,28 +53,24 @@ Outcome = IssuedToken | Denied | Failed
 
 
 class BatchSigner:
-    """The active signer, for a batch's transaction: the active key's id is read with the
-    batch's decision reads (:meth:`read`); its signer is loaded only when the batch issues
-    a token (a batch of denials never asks)."""
+    """The active signer, for a batch's transaction: the batch reads the active key's id
+    with its decision reads and hands it over (:meth:`read`); the signer is loaded only
+    when the batch issues a token (a batch of denials never asks)."""
 
     def __init__(self, keyring: Keyring, conn: Conn) -> None:
         self._keyring = keyring
         self._conn = conn
         self._kid: str | None = None
-        self._read = False
         self._signer: Signer | None = None
 
     def read(self, kid: str | None) -> None:
-        """The active key's id, as the batch's transaction read it."""
-        self._kid, self._read = kid, True
+        """The active key's id, as the batch's transaction read it (None: no key is)."""
+        self._kid = kid
         self._signer = None
 
     async def signer(self) -> Signer:
         if self._signer is None:
-            if self._read:
-                self._signer = await self._keyring.signer_for(self._conn, self._kid)
-            else:
-                self._signer = await self._keyring.active(self._conn)
+            self._signer = await self._keyring.signer_for(self._conn, self._kid)
         return self._signer
 
 
