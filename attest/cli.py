@@ -474,8 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from attest.verify.audit_cli import attach_jti  # noqa: PLC0415 - as build_parser does
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_jti(sys.argv[1:] if argv is None else argv))
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

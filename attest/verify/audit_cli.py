@@ -9,13 +9,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ._auditor import check_receipt, follow_log
 from ._tlog import LogError, parse_vkey
 
-__all__ = ["configure", "run"]
+__all__ = ["attach_jti", "configure", "run"]
+
+#: A jti as attest issues it: base64url of 16 random bytes (22 characters). One in 64 begins
+#: with "-", which argparse takes for an option ("--jti: expected one argument").
+_JTI = re.compile(r"[A-Za-z0-9_-]{20,}")
+
+
+def attach_jti(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--jti VALUE`` written ``--jti=VALUE`` when VALUE looks like a jti,
+    so that a jti beginning with "-" is read as the option's value (to be called before
+    parsing)."""
+    out: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--jti":
+            value = next(rest, None)
+            if value is not None and _JTI.fullmatch(value):
+                out.append(f"--jti={value}")
+                continue
+            out.append(arg)
+            if value is not None:
+                out.append(value)
+            continue
+        out.append(arg)
+    return out
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

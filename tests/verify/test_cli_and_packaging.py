@@ -324,3 +324,19 @@ def test_the_attest_command_runs_verify_with_only_pyjwt_and_cryptography(
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["iat"] == now
+
+
+@pytest.mark.parametrize("jti", ["-Mv3cUq1PnoP2oQVaZ0xKw", "--v3cUq1PnoP2oQVaZ0xKw"])
+def test_audit_verify_reads_a_jti_that_begins_with_a_dash(jti: str) -> None:
+    """A jti is base64url: one in 64 begins with "-", which argparse alone takes for an
+    option ("--jti: expected one argument"); `attest audit verify --jti JTI` reads it."""
+    from attest.cli import build_parser
+    from attest.verify.audit_cli import attach_jti
+
+    argv = ["audit", "verify", "--url", "http://127.0.0.1:1", "--log-key", "k", "--jti", jti]
+    with pytest.raises(SystemExit):  # what argparse alone does with it
+        build_parser().parse_args(argv)
+    assert build_parser().parse_args(attach_jti(argv)).jti == jti
+    # A missing value is still an error, and an option after --jti is still an option.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(attach_jti([*argv[:-1], "--state", "s"]))
