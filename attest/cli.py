@@ -151,6 +151,7 @@ def _run_workers(settings: Any) -> None:
         log_dictconfig={"version": 1, "disable_existing_loggers": False},
         workers_kill_timeout=settings.shutdown_grace,
     )
+    stopsignals.relay_stops(server)
     server.on_startup(stopsignals.pass_on_stop)
     # Granian configured its own loggers: route them to attest's handler again.
     configure_logging(settings.log_level, settings.log_format, secrets=_log_secrets(settings))

@@ -11,6 +11,13 @@ through once it serves (:func:`release_stops`): granian's forked workers inherit
 parent's handlers (which only wake the parent's copy of its loop in this process) until
 they install their own, and a signal set before granian serves is not seen either, so a
 worker stopped while starting was killed after the grace time.
+
+In the parent, granian's own handlers set a :class:`threading.Event`, whose lock is not
+reentrant: a signal that lands while the main thread is inside that event's ``wait`` (its
+serve loop, entered right after the last worker is spawned) runs the handler inside the
+lock the handler then asks for, and the parent hangs for good with its workers serving.
+:func:`relay_stops` makes the handlers only note the signal and hand the wake-up to a
+thread of its own.
 """
 
 from __future__ import annotations
@@ -18,9 +25,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import signal
+import threading
+from typing import Any
 
-__all__ = ["hold_stops", "pass_on_stop", "release_stops", "remember_stops", "stopping"]
+__all__ = [
+    "hold_stops",
+    "pass_on_stop",
+    "relay_stops",
+    "release_stops",
+    "remember_stops",
+    "stopping",
+]
 
 log = logging.getLogger("attest.serve")
 
@@ -54,12 +71,48 @@ def pass_on_stop() -> None:
         os.kill(os.getpid(), _requested[0])
 
 
+def relay_stops(server: Any) -> None:
+    """Before granian serves: its main-process handlers (SIGTERM/SIGINT stop, SIGHUP
+    reloads) become a :class:`_Relay`'s, which set granian's flag and leave the wake-up to
+    a thread."""
+    relay = _Relay(server)
+    threading.Thread(target=relay.wake, name="attest-stop-relay", daemon=True).start()
+    # granian installs self.signal_handler_interrupt/_reload in startup(): these, then.
+    server.signal_handler_interrupt = relay.interrupt
+    server.signal_handler_reload = relay.reload
+
+
+class _Relay:
+    """The handlers put a wake-up on a queue whose ``put`` may interrupt itself
+    (:class:`queue.SimpleQueue`); :meth:`wake`, in its own thread, wakes the serve loop."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        #: Whether a stop came (to this process, or to the parent before it forked this one).
+        self.interrupted = False
+        self.wakeups: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def interrupt(self, *_: object) -> None:
+        self.interrupted = True
+        self.server.interrupt_signal = True
+        self.wakeups.put(None)
+
+    def reload(self, *_: object) -> None:
+        self.server.reload_signal = True
+        self.wakeups.put(None)
+
+    def wake(self) -> None:
+        while True:
+            self.wakeups.get()
+            self.server.main_loop_interrupt.set()
+
+
 def hold_stops() -> None:
     """In a worker, first thing: keep SIGTERM/SIGINT pending while it starts."""
     inherited = signal.getsignal(signal.SIGTERM)
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    # A signal that came before this, to the inherited handler, set its server's flag.
-    if getattr(getattr(inherited, "__self__", None), "interrupt_signal", False):
+    # A signal that came before this, to the inherited handler (a _Relay's), was noted.
+    if getattr(getattr(inherited, "__self__", None), "interrupted", False):
         os.kill(os.getpid(), signal.SIGTERM)  # pending until released
 
 

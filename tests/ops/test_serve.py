@@ -355,6 +355,43 @@ def test_a_sigterm_while_starting_stops_everything_and_exits_0(
     assert left == [], output
 
 
+# The window of the hang: the main thread inside the serve loop's Event.wait, holding the
+# event's lock (not reentrant), when the signal's handler runs. Entered by holding that lock
+# and signalling the process itself; with granian's own handler in place this never returns.
+_SIGNAL_IN_THE_SERVE_LOOPS_WAIT = """
+import os, signal
+from granian._signals import set_main_signals
+from granian.server import Server
+from attest.http import stopsignals
+
+server = Server("attest.cli:worker_app", factory=True)
+stopsignals.relay_stops(server)
+set_main_signals(server.signal_handler_interrupt, server.signal_handler_reload)  # as startup()
+with server.main_loop_interrupt._cond:
+    os.kill(os.getpid(), signal.{signal})
+print(server.main_loop_interrupt.wait(10), server.interrupt_signal, server.reload_signal)
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "flags"),
+    [("SIGTERM", "True False"), ("SIGINT", "True False"), ("SIGHUP", "False True")],
+)
+def test_a_signal_inside_the_serve_loops_wait_wakes_the_parent(sig: str, flags: str) -> None:
+    """The parent of a fresh-clone CI run hung once: SIGTERM came as granian entered its
+    serve loop, its handler ran inside the event lock it then asked for, and both workers
+    went on serving. The handlers now only note the signal; a thread wakes the loop."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_IN_THE_SERVE_LOOPS_WAIT.format(signal=sig)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", *flags.split()], done.stdout
+
+
 def _killed_only_while_exiting(output: str) -> None:
     """Granian kills a worker that is still alive 1 ms after its join returned, and on a
     loaded machine a worker that finished its shutdown can still be exiting then: such a
