@@ -475,10 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from attest.verify.audit_cli import attach_jti  # noqa: PLC0415 - as build_parser does
+    from attest.keys.cli import attach_kid  # noqa: PLC0415 - as build_parser does
+    from attest.verify.audit_cli import attach_jti  # noqa: PLC0415
 
     parser = build_parser()
-    args = parser.parse_args(attach_jti(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(attach_kid(attach_jti(sys.argv[1:] if argv is None else argv)))
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

@@ -18,6 +18,13 @@ serve loop, entered right after the last worker is spawned) runs the handler ins
 lock the handler then asks for, and the parent hangs for good with its workers serving.
 :func:`relay_stops` makes the handlers only note the signal and hand the wake-up to a
 thread of its own.
+
+A SIGTERM that reaches a worker in the first instants after its fork is lost: CPython
+clears the signals that arrived before its after-fork handling (they would otherwise be
+handled twice). The parent stops all workers at once, so a stop that came as the last worker
+forked left it serving until the kill after the grace time. So the parent also marks a stop
+on a pipe its workers inherit (:func:`relay_stops`), and a worker that finds it marked when
+it has started stops itself (:func:`release_stops`).
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ import asyncio
 import logging
 import os
 import queue
+import select
 import signal
 import threading
 from typing import Any
 
 __all__ = [
     "hold_stops",
+    "parent_stopping",
     "pass_on_stop",
     "relay_stops",
     "release_stops",
@@ -46,6 +55,9 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 #: After lifespan start-up, how long until a worker's held stop signals are let through (the
 #: timer fires once granian's serve loop runs, which is after its serve call).
 RELEASE_DELAY = 0.1
+
+#: The read end of the parent's stop mark (see relay_stops), inherited by its workers.
+_stop_mark: int | None = None
 
 #: The stops the parent received before granian took the signals over.
 _requested: list[int] = []
@@ -75,7 +87,9 @@ def relay_stops(server: Any) -> None:
     """Before granian serves: its main-process handlers (SIGTERM/SIGINT stop, SIGHUP
     reloads) become a :class:`_Relay`'s, which set granian's flag and leave the wake-up to
     a thread."""
-    relay = _Relay(server)
+    global _stop_mark  # one per process; its forked workers read it
+    _stop_mark, write_end = os.pipe()
+    relay = _Relay(server, write_end)
     threading.Thread(target=relay.wake, name="attest-stop-relay", daemon=True).start()
     # granian installs self.signal_handler_interrupt/_reload in startup(): these, then.
     server.signal_handler_interrupt = relay.interrupt
@@ -86,24 +100,31 @@ class _Relay:
     """The handlers put a wake-up on a queue whose ``put`` may interrupt itself
     (:class:`queue.SimpleQueue`); :meth:`wake`, in its own thread, wakes the serve loop."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Any, stop_mark: int) -> None:
         self.server = server
+        #: The write end of the stop mark: a byte on it, once, when a stop came.
+        self.stop_mark = stop_mark
         #: Whether a stop came (to this process, or to the parent before it forked this one).
         self.interrupted = False
-        self.wakeups: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self.wakeups: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
     def interrupt(self, *_: object) -> None:
         self.interrupted = True
         self.server.interrupt_signal = True
-        self.wakeups.put(None)
+        self.wakeups.put(True)
 
     def reload(self, *_: object) -> None:
         self.server.reload_signal = True
-        self.wakeups.put(None)
+        self.wakeups.put(False)
 
     def wake(self) -> None:
+        marked = False
         while True:
-            self.wakeups.get()
+            stop = self.wakeups.get()
+            if stop and not marked:
+                # Before the serve loop wakes: marked before any worker is told to stop.
+                os.write(self.stop_mark, b"s")
+                marked = True
             self.server.main_loop_interrupt.set()
 
 
@@ -118,7 +139,20 @@ def hold_stops() -> None:
 
 def release_stops() -> None:
     """At lifespan start-up complete: let the held signals through once the worker serves;
-    one held back is delivered then and the worker shuts down like any other."""
-    asyncio.get_running_loop().call_later(
-        RELEASE_DELAY, signal.pthread_sigmask, signal.SIG_UNBLOCK, STOP_SIGNALS
-    )
+    one held back is delivered then and the worker shuts down like any other. A stop the
+    parent marked is one this worker may have lost: it sends it to itself first."""
+    asyncio.get_running_loop().call_later(RELEASE_DELAY, _release)
+
+
+def parent_stopping() -> bool:
+    """Whether the parent marked a stop (the mark is left for the other workers to see)."""
+    if _stop_mark is None:
+        return False
+    readable, _, _ = select.select([_stop_mark], [], [], 0)
+    return bool(readable)
+
+
+def _release() -> None:
+    if parent_stopping():
+        os.kill(os.getpid(), signal.SIGTERM)  # pending until the unblock below
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

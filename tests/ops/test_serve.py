@@ -392,6 +392,54 @@ def test_a_signal_inside_the_serve_loops_wait_wakes_the_parent(sig: str, flags: 
     assert done.stdout.split() == ["True", *flags.split()], done.stdout
 
 
+# A worker forked before the parent's stop, which never hears the SIGTERM the parent sends
+# it (as one does that gets it in the instants after its fork): it stops itself once started.
+_A_WORKER_THAT_LOST_ITS_STOP = """
+import asyncio, os, signal, time
+from granian._signals import set_main_signals
+from granian.server import Server
+from attest.http import stopsignals
+
+server = Server("attest.cli:worker_app", factory=True)
+stopsignals.relay_stops(server)
+set_main_signals(server.signal_handler_interrupt, server.signal_handler_reload)
+pid = os.fork()
+if pid == 0:
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopsignals.STOP_SIGNALS)  # as hold_stops
+    heard = []
+
+    async def serve():
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, heard.append, 1)
+        while not stopsignals.parent_stopping():  # still starting while the parent stops
+            await asyncio.sleep(0.01)
+        stopsignals.release_stops()  # started
+        await asyncio.sleep(1)
+
+    asyncio.run(serve())
+    os._exit(0 if heard else 3)
+os.kill(os.getpid(), signal.SIGHUP)  # a reload is no stop
+time.sleep(0.3)
+print(stopsignals.parent_stopping())
+os.kill(os.getpid(), signal.SIGTERM)
+_, status = os.waitpid(pid, 0)
+print(stopsignals.parent_stopping(), os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_worker_that_lost_the_parents_stop_stops_once_started() -> None:
+    """A fresh-clone CI run: SIGTERM came just as worker-2 forked, the parent stopped both
+    at once, and worker-2, which never heard it, served on until the test gave up."""
+    done = subprocess.run(
+        [sys.executable, "-c", _A_WORKER_THAT_LOST_ITS_STOP],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "0"], (done.stdout, done.stderr)
+
+
 def _killed_only_while_exiting(output: str) -> None:
     """Granian kills a worker that is still alive 1 ms after its join returned, and on a
     loaded machine a worker that finished its shutdown can still be exiting then: such a
