@@ -7,12 +7,31 @@ when a command runs.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["configure"]
+__all__ = ["attach_kid", "configure"]
+
+#: A kid as attest makes them: the RFC 7638 thumbprint, 43 base64url characters.
+_KID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def attach_kid(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the kid of ``keys revoke`` put after ``--`` when it begins with "-"
+    (one kid in 64 does), so that it is read as the kid, not as an unknown option (to be
+    called before parsing)."""
+    args = list(argv)
+    for at in range(len(args) - 1):
+        if args[at : at + 2] == ["keys", "revoke"] and "--" not in args:
+            rest = args[at + 2 :]
+            kids = [a for a in rest if a.startswith("-") and _KID.fullmatch(a)]
+            if kids:
+                return [*args[: at + 2], *(a for a in rest if a not in kids), "--", *kids]
+    return args
+
 
 Runner = Callable[[Any, Callable[[Any], Any]], Any]
 

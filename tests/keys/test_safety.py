@@ -251,3 +251,19 @@ def test_keys_cli(world: Any) -> None:
         "activated",
     ]
     assert "no signing key nope" in attest("revoke", "nope", "--compromised", code=1)
+
+
+@pytest.mark.parametrize("order", ["kid first", "kid last"])
+def test_a_kid_that_begins_with_a_dash_is_read_as_the_kid(order: str) -> None:
+    """One kid in 64 begins with "-": `attest keys revoke -Jt8... --compromised` was an
+    argparse error (a CI run's random kid hit it)."""
+    from attest.cli import build_parser
+    from attest.keys.cli import attach_kid
+
+    kid = "-Jt88sZk60668HGXzOSUDIm34bggnT5V9zm3XrQLpz8"
+    rest = [kid, "--compromised"] if order == "kid first" else ["--compromised", kid]
+    args = build_parser().parse_args(attach_kid(["keys", "revoke", *rest]))
+    assert (args.kid, args.compromised) == (kid, True)
+    # Without --compromised it is still refused.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(attach_kid(["keys", "revoke", kid]))
