@@ -3,7 +3,7 @@ of the interpreter's work that, unlike req/s or even CPU seconds, does not move 
 shared machine's load (issue 11: the workers' CPU is almost all the interpreter's).
 
 Run: python bench/bench_calls.py [--rows issued,denied] [--duration 8] [--connections 32]
-                                 [--top 12]
+                                 [--top 12] [--functions 0]
 
 Starts ``attest serve`` as bench/bench_load.py does, with bench/_profiled on PYTHONPATH
 (its sitecustomize starts and stops cProfile in each process on SIGUSR2), warms each row
@@ -60,7 +60,7 @@ def _package(filename: str) -> str:
     return "(standard library)" if "python3" in filename else Path(filename).name
 
 
-def summary(files: list[Path], top: int) -> str:
+def summary(files: list[Path], top: int, functions: int = 0) -> str:
     stats: dict[Any, Any] = pstats.Stats(*map(str, files)).stats  # type: ignore[attr-defined]
     requests = sum(v[1] for k, v in stats.items() if k[2] == "request_id_of")
     if not requests:
@@ -77,6 +77,13 @@ def summary(files: list[Path], top: int) -> str:
     for package, count in calls.most_common(top):
         each = 1e6 * spent[package] / requests
         lines.append(f"    {count / requests:7.1f} calls {each:7.1f} us  {package}")
+    if functions:
+        lines.append("  the functions with the most own time per request:")
+        ranked = sorted(stats.items(), key=lambda item: -item[1][2])[:functions]
+        for (filename, line, name), (_cc, ncalls, tottime, _ct, _callers) in ranked:
+            where = f"{_package(filename)}:{Path(filename).name}:{line}"
+            each = 1e6 * tottime / requests
+            lines.append(f"    {ncalls / requests:7.1f} calls {each:7.1f} us  {name} ({where})")
     return "\n".join(lines)
 
 
@@ -87,6 +94,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--subjects", type=int, default=50)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--functions", type=int, default=0, help="also list the top N functions")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench_calls: wrk is missing (apt-get install -y wrk)", file=sys.stderr)
@@ -123,7 +131,7 @@ def main() -> int:
             deadline = time.monotonic() + 30
             while len(list(out.glob("*.prof"))) < len(workers) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            print(f"- {case.name}: {summary(sorted(out.glob('*.prof')), args.top)}")
+            print(f"- {case.name}: {summary(sorted(out.glob('*.prof')), args.top, args.functions)}")
     return 0
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from litestar import Request, get
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
 from attest.audit.models import AuditEvent, AuditQuery
 from attest.audit.service import AuditService
 from attest.errors import UnprocessableInput
-from attest.http.auth import current_client, requires
+from attest.http.auth import current_client, get, requires
 from attest.ids import parse_uuid
 
 __all__ = ["list_audit_events"]

@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from attest.clients.models import ALL_SCOPES, ClientRecord
 from attest.clients.service import MAX_GRACE_SECONDS, ClientService
-from attest.http.auth import current_client, requires
+from attest.http.auth import current_client, get, post, requires
 from attest.http.bodies import Body, Name, TenantName
 
 __all__ = ["create_client", "list_clients", "read_client", "revoke_client", "rotate_client_key"]

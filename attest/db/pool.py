@@ -30,18 +30,23 @@ import json
 from typing import Any
 
 import asyncpg
+import msgspec
 from asyncpg.pool import PoolAcquireContext
 
 from attest.db import Conn
 
 __all__ = ["BoundedPool", "create_pool", "init_connection"]
 
+_SORTED_JSON = msgspec.json.Encoder(order="sorted")
+
 #: Client-side limit on one statement when the server-side one is off (seconds).
 _COMMAND_TIMEOUT = 30.0
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    # Compact and key-sorted like json.dumps(sort_keys=True), several times faster: a
+    # batch sends its rows and events as one JSON array each.
+    return _SORTED_JSON.encode(value).decode()
 
 
 async def init_connection(conn: Conn) -> None:

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from attest.evidence.intake import SubmitEvidence
 from attest.evidence.service import EvidenceService
 from attest.evidence.views import evidence_view
-from attest.http.auth import current_client, requires
+from attest.http.auth import current_client, post, requires
 from attest.http.bodies import Body
 
 __all__ = ["approve_evidence", "reject_evidence", "submit_evidence", "withdraw_evidence"]

@@ -1,5 +1,10 @@
 """Bearer API-key authentication and per-route scope guards.
 
+The API's route decorators (:func:`get`, :func:`post`, :func:`put`, :func:`delete`) are
+Litestar's, except that they hand the guards the route handler itself: Litestar copies the
+handler for every guard call (so a guard cannot change it), a copy of some forty attributes
+that cost more than the guard's work, and these guards never look at the handler.
+
 The guard knows only the :class:`Authenticator` protocol; create_app puts the clients
 service, which implements it, on the application state (guards cannot use dependency
 injection), so this module sits below the domains.
@@ -11,12 +16,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from litestar.connection import ASGIConnection
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 
 from attest.errors import InsufficientScope, Unauthenticated
 from attest.principal import Client
 
-__all__ = ["STATE_KEY", "Authenticator", "current_client", "guard_scope", "requires"]
+__all__ = [
+    "STATE_KEY",
+    "Authenticator",
+    "current_client",
+    "delete",
+    "get",
+    "guard_scope",
+    "post",
+    "put",
+    "requires",
+]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
@@ -66,3 +83,25 @@ def guard_scope(guard: object) -> str | None:
 def current_client(connection: ASGIConnection[Any, Any, Any, Any]) -> Client:
     client: Client = connection.state.client
     return client
+
+
+class _Handler(HTTPRouteHandler):
+    async def authorize_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        for guard in self.resolve_guards():
+            await guard(connection, self)  # type: ignore[misc]
+
+
+def get(path: str, **kwargs: Any) -> HTTPRouteHandler:
+    return _Handler(path, http_method=HttpMethod.GET, **kwargs)
+
+
+def post(path: str, **kwargs: Any) -> HTTPRouteHandler:
+    return _Handler(path, http_method=HttpMethod.POST, **kwargs)
+
+
+def put(path: str, **kwargs: Any) -> HTTPRouteHandler:
+    return _Handler(path, http_method=HttpMethod.PUT, **kwargs)
+
+
+def delete(path: str, **kwargs: Any) -> HTTPRouteHandler:
+    return _Handler(path, http_method=HttpMethod.DELETE, **kwargs)

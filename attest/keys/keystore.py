@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+import msgspec
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -26,6 +27,7 @@ __all__ = ["Algorithm", "FileKeystore", "Keystore", "KeystoreError", "Signer", "
 log = logging.getLogger(__name__)
 
 Algorithm = Literal["ES256", "EdDSA"]
+_encode_json = msgspec.json.Encoder().encode
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
@@ -71,7 +73,8 @@ def compact_jws(
     and returns the JOSE signature (ES256: r || s, 64 bytes; EdDSA: 64 bytes).
     """
     head = _header(alg, kid, typ)
-    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    # msgspec: compact JSON, several times faster than json.dumps (two signings per token).
+    body = b64url(_encode_json(claims))
     signing_input = f"{head}.{body}".encode("ascii")
     return f"{head}.{body}.{b64url(sign(signing_input))}"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.response.base import ASGIResponse
 
 from attest.errors import InvalidInput
-from attest.http.auth import current_client, requires
+from attest.http.auth import current_client, get, post, requires
 from attest.http.bodies import Body
 from attest.http.ready import ReadyAnswers, if_none_match, not_modified
 from attest.keys.models import SigningKey

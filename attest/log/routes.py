@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from attest.errors import NotFound
-from attest.http.auth import current_client, requires
+from attest.http.auth import current_client, get, requires
 from attest.log import merkle
 from attest.log.service import LogService, TileAnswer
 

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post, put
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from attest.http.auth import current_client, requires
+from attest.http.auth import current_client, delete, get, post, put, requires
 from attest.http.bodies import Body, Ref, TenantName
 from attest.policy.models import Audience, PolicyVersion
 from attest.policy.service import PolicyService

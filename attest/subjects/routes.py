@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody
 from attest.evidence.batch import BATCH_PATH, BatchItemResult, BatchRequest
 from attest.evidence.service import EvidenceService
 from attest.evidence.views import evidence_view
-from attest.http.auth import current_client, requires
+from attest.http.auth import current_client, get, post, requires
 from attest.http.bodies import Body, Name, Ref, TenantName
 from attest.settings import Settings
 from attest.subjects.models import Subject

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from attest.http.auth import current_client, requires
+from attest.http.auth import current_client, get, post, requires
 from attest.http.bodies import Body, Ref, TenantName
 from attest.tokens.models import IssueRequest
 from attest.tokens.service import TokenService
