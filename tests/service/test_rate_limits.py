@@ -221,3 +221,36 @@ def test_concurrent_requests_of_one_client_are_each_counted_once(pair: Pair) -> 
     assert statuses.count(404) == LOW["client_rate_limit"], statuses
     assert statuses.count(429) == 40 - LOW["client_rate_limit"], statuses
     assert len(_security_events(pair.a, "security.rate_limited")) == limited_before + 1
+
+
+def test_the_postgres_counters_are_unlogged_and_keep_counting(live: LiveServer) -> None:
+    """0012: rate_counters (and its indexes) are written without WAL, so a hit's commit waits
+    for no flush; hits of one key still add up, and a new window starts again from one."""
+    import asyncio
+
+    import asyncpg
+
+    from attest.clients import repository
+
+    async def check() -> tuple[set[str], list[tuple[int, int]]]:
+        conn = await asyncpg.connect(live.settings.database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT relpersistence::text AS relpersistence FROM pg_class c"
+                " WHERE c.oid = 'rate_counters'::regclass"
+                " OR c.oid IN (SELECT indexrelid FROM pg_index"
+                " WHERE indrelid = 'rate_counters'::regclass)"
+            )
+            key = f"test-unlogged-{os.getpid()}"
+            counts = [
+                await repository.count_gate(conn, "none", 0, key, 60, 10, hits=2),
+                await repository.count_gate(conn, "none", 0, key, 60, 10),
+                await repository.count_gate(conn, "none", 0, key, 120, 10),
+            ]
+            return {r["relpersistence"] for r in rows}, counts
+        finally:
+            await conn.close()
+
+    persistence, counts = asyncio.run(check())
+    assert persistence == {"u"}
+    assert counts == [(0, 2), (0, 3), (0, 1)]

@@ -1,0 +1,11 @@
+-- attest: the rate and failed-authentication counters leave the WAL (issue 11).
+--
+-- Every authenticated request counts one hit in rate_counters, in a statement of its own
+-- (attest/clients/ratelimit.py coalesces a client's concurrent requests into one). On a
+-- logged table each of those statements waited for a WAL flush before it answered. The
+-- counters are fixed windows of seconds to an hour that need no durability: an unlogged
+-- table is written without WAL, so its commits wait for no flush. What it costs: after a
+-- crash of PostgreSQL (not a clean restart) the table comes back empty, so every client
+-- starts its current windows again from zero, as with the Redis store, which keeps nothing on
+-- disk; and a standby does not hold the counters (attest reads them from the primary only).
+ALTER TABLE rate_counters SET UNLOGGED;
