@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 import asyncpg
@@ -457,7 +457,9 @@ class ClientService:
         expires_at: datetime | None = None,
     ) -> CreatedClient:
         target = check_grant(caller, scopes, tenant)
-        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
+        if expires_at is not None and (
+            expires_at.tzinfo is None or expires_at <= now or not _storable(expires_at)
+        ):
             raise UnprocessableInput(
                 "expires_at must be a future time with a UTC offset.",
                 errors=[{"field": "$.expires_at", "message": "not a future RFC 3339 time"}],
@@ -504,3 +506,13 @@ class ClientService:
             return await rotate(
                 conn, ident, grace_seconds=grace_seconds, by=caller, now=now, via="api"
             )
+
+
+def _storable(moment: datetime) -> bool:
+    """Whether ``moment`` has a UTC instant a timestamptz holds (9999-12-31T23:59-23:59 is in
+    the year 10000 once in UTC: a bad input, not a 500)."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True

@@ -208,6 +208,17 @@ def test_an_expired_key_is_refused(live: LiveServer, actors: Actors, tenant: str
         json={"name": "x", "scopes": ["subjects:read"], "tenant": tenant, "expires_at": past},
     )
     assert_problem(response, 422)
+    # A time whose UTC instant is past the year 9999: refused as bad input, not a 500.
+    response = actors.admin.post(
+        "/v1/clients",
+        json={
+            "name": "x",
+            "scopes": ["subjects:read"],
+            "tenant": tenant,
+            "expires_at": "9999-12-31T23:59:59-23:59",
+        },
+    )
+    assert_problem(response, 422)
 
 
 def test_manage_only_clients_whose_scopes_one_holds(
