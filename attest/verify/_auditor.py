@@ -29,7 +29,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from ._checks import Check, Step, run_steps
-from ._jwk import _admit
+from ._jwk import _admit, jwk_thumbprint
 from ._tlog import (
     Checkpoint,
     LogError,
@@ -189,6 +189,10 @@ def _step_signing_key(s: _Receipt) -> str:
         s.verifier = _admit(jwk)
     except ValueError as exc:
         raise _fail("bad_attestation", f"the signing key is refused: {exc}") from None
+    # The kid is the key's RFC 7638 thumbprint, and the log's leaf anchors the kid: another
+    # key under that kid (one that signed a forged record) is not the key that signed.
+    if jwk_thumbprint(jwk) != jwk["kid"]:
+        raise _fail("bad_attestation", "the signing key's kid is not its RFC 7638 thumbprint")
     return f"key {jwk['kid']} ({s.verifier.alg}), the key the attestation names"
 
 

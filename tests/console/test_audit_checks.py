@@ -127,6 +127,24 @@ def _tamper_key_type(r: dict[str, Any]) -> None:
     r["signing_key"]["jwk"] = {"kid": r["attestation"]["kid"], "kty": "oct", "k": "AAAA"}
 
 
+def _tamper_key_swap(r: dict[str, Any]) -> None:
+    # Another P-256 key under the attestation's kid (it could sign a forged record).
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    numbers = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    r["signing_key"]["jwk"] = {
+        "kid": r["attestation"]["kid"],
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64(numbers.x),
+        "y": b64(numbers.y),
+    }
+
+
 def _tamper_types(r: dict[str, Any]) -> None:
     r["attestation"]["policy"] = ["not", "an", "object"]
 
@@ -137,6 +155,7 @@ TAMPERS = [
     ("inclusion proof byte", _tamper_proof, "inclusion", "leaf_not_in_log"),
     ("leaf", _tamper_leaf, "inclusion", "leaf_not_in_log"),
     ("symmetric signing key", _tamper_key_type, "signing_key", "bad_attestation"),
+    ("another key under the kid", _tamper_key_swap, "signing_key", "bad_attestation"),
     ("attestation signature", _tamper_signature, "signature", "bad_attestation_signature"),
     ("attestation field", _tamper_attestation, "record", "attestation_changed"),
     ("policy shape", _tamper_types, "record", "malformed_receipt"),
